@@ -1,0 +1,59 @@
+# valeria-hub: every target does its own set-up (virtualenv, npm proxy, Debian packages).
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+NODE_PREFIX := .node
+CHP := $(NODE_PREFIX)/node_modules/.bin/configurable-http-proxy
+export PATH := $(abspath $(NODE_PREFIX))/node_modules/.bin:$(abspath $(BIN)):$(PATH)
+
+# Debian packages the test suite drives (a real PostgreSQL server, headless Chromium).
+TEST_DEBS := postgresql chromium
+
+.PHONY: all demo test lint bench system-deps devstack clean
+
+all: test
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+
+$(STAMP): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install -q -e '.[test,demo]'
+	touch $@
+
+$(CHP):
+	npm install --no-audit --no-fund --prefix $(NODE_PREFIX) configurable-http-proxy@^4
+
+system-deps:
+	@missing=""; \
+	for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	if [ -n "$$missing" ]; then \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	  else \
+	    echo "missing Debian packages:$$missing (run as root or install them)"; \
+	  fi; \
+	fi
+
+demo: $(STAMP) $(CHP)
+	$(BIN)/valeria-hub demo
+
+devstack: $(STAMP)
+	$(BIN)/valeria-hub devstack
+
+test: $(STAMP) $(CHP) system-deps
+	$(BIN)/ruff check valeria_hub tests benchmarks jupyterhub_config.py
+	$(BIN)/pytest -q -p no:cacheprovider
+
+lint: $(STAMP)
+	$(BIN)/ruff check valeria_hub tests benchmarks jupyterhub_config.py
+	$(BIN)/ruff format --check valeria_hub tests benchmarks jupyterhub_config.py
+
+bench: $(STAMP) $(CHP)
+	$(BIN)/python -m benchmarks
+
+clean:
+	rm -rf $(VENV) $(NODE_PREFIX) .devstack

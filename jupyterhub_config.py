@@ -1,0 +1,64 @@
+"""valeria-hub production configuration.
+
+Every setting comes from an environment variable (see the README's table); this is
+the only file that reads the environment. The demo (`make demo`) uses this same file
+with other variables pointing at the local stand-ins.
+"""
+
+import os
+import sys
+
+from valeria_hub.envconfig import ConfigError, read_settings
+
+c = get_config()  # noqa: F821 - provided by JupyterHub
+
+try:
+    s = read_settings(os.environ)
+except ConfigError as e:
+    print(e, file=sys.stderr)
+    sys.exit(2)
+
+# -- hub ----------------------------------------------------------------------------
+c.JupyterHub.bind_url = s.bind_url
+c.JupyterHub.cookie_secret = bytes.fromhex(s.cookie_secret)
+c.CryptKeeper.keys = [bytes.fromhex(k) for k in s.crypt_key.split(";") if k]
+if s.db_url:
+    c.JupyterHub.db_url = s.db_url
+else:
+    print(
+        "WARNING: JUPYTERHUB_DATABASE_HOST is not set: using SQLite in the working directory",
+        file=sys.stderr,
+    )
+if s.hub_connect_ip:
+    c.JupyterHub.hub_connect_ip = s.hub_connect_ip
+HERE = os.path.dirname(os.path.abspath(__file__))
+c.JupyterHub.template_paths = [os.path.join(HERE, "templates")]
+
+# -- login: Keycloak ----------------------------------------------------------------
+oidc = f"{s.keycloak_realm_url}/protocol/openid-connect"
+c.JupyterHub.authenticator_class = "generic-oauth"
+c.GenericOAuthenticator.client_id = s.oauth_client_id
+c.GenericOAuthenticator.client_secret = s.oauth_client_secret
+c.GenericOAuthenticator.oauth_callback_url = f"{s.public_url}/hub/oauth_callback"
+c.GenericOAuthenticator.authorize_url = f"{oidc}/auth"
+c.GenericOAuthenticator.token_url = f"{oidc}/token"
+c.GenericOAuthenticator.userdata_url = f"{oidc}/userinfo"
+c.GenericOAuthenticator.login_service = "Keycloak"
+c.GenericOAuthenticator.scope = ["openid", "profile", "email"]
+c.GenericOAuthenticator.username_claim = "preferred_username"
+c.GenericOAuthenticator.enable_auth_state = True
+c.GenericOAuthenticator.allow_all = True
+
+# -- notebooks: Kubernetes --------------------------------------------------------------
+c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+c.KubeSpawner.image = s.notebook_image
+c.KubeSpawner.cmd = s.singleuser_cmd
+if s.namespace:
+    c.KubeSpawner.namespace = s.namespace
+c.KubeSpawner.start_timeout = 300
+c.KubeSpawner.http_timeout = 120
+c.KubeSpawner.environment = {"S3_ENDPOINT_URL": s.s3_endpoint_url}
+
+# -- services -------------------------------------------------------------------------------
+c.JupyterHub.load_roles = []
+c.JupyterHub.services = []

@@ -1,0 +1,170 @@
+"""Settings read from the environment by ``jupyterhub_config.py``.
+
+Only the config file reads the environment; it hands ``os.environ`` to
+:func:`read_settings`, a pure function that returns every setting or raises one
+:class:`ConfigError` listing *every* missing or malformed variable, so an operator
+fixes the deployment in one round instead of one variable per restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from urllib.parse import quote, urlsplit
+
+
+class ConfigError(Exception):
+    """The environment does not describe a working deployment."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        lines = "\n".join(f"  - {p}" for p in problems)
+        super().__init__(f"valeria-hub cannot start; fix these environment variables:\n{lines}")
+
+
+@dataclass(frozen=True)
+class Settings:
+    public_url: str
+    bind_url: str
+    keycloak_realm_url: str
+    oauth_client_id: str
+    oauth_client_secret: str
+    vault_url: str
+    vault_jwt_mount: str
+    vault_jwt_role: str
+    vault_kv_mount: str
+    nfs_server: str
+    nfs_path: str
+    s3_endpoint_url: str
+    crypt_key: str
+    cookie_secret: str
+    db_url: str | None
+    notebook_image: str
+    namespace: str | None
+    admin_roles: list[str] = field(default_factory=list)
+    allowed_roles: list[str] = field(default_factory=list)
+    allowed_groups: list[str] = field(default_factory=list)
+    singleuser_cmd: list[str] = field(default_factory=list)
+    hub_connect_ip: str | None = None
+    idle_timeout: int = 3600
+    devstack: bool = False
+
+
+def _crypt_key_problem(value: str) -> str | None:
+    """JupyterHub's crypt keys: one or more ';'-separated 32-byte keys, hex or base64."""
+    for key in filter(None, value.split(";")):
+        key = key.strip()
+        raw: bytes | None = None
+        try:
+            raw = bytes.fromhex(key)
+        except ValueError:
+            try:
+                raw = base64.urlsafe_b64decode(key.encode() + b"=" * (-len(key) % 4))
+            except (binascii.Error, ValueError):
+                raw = None
+        if raw is None or len(raw) != 32:
+            return "must be 32 bytes, hex-encoded (openssl rand -hex 32)"
+    return None
+
+
+def _url_problem(value: str) -> str | None:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.netloc:
+        return f"must be an http(s) URL, got {value!r}"
+    return None
+
+
+def _split(value: str) -> list[str]:
+    return [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
+
+
+def database_url(env: Mapping[str, str]) -> str | None:
+    """A SQLAlchemy URL for PostgreSQL with credentials escaped, or None for SQLite."""
+    host = env.get("JUPYTERHUB_DATABASE_HOST", "").strip()
+    if not host:
+        return None
+    user = quote(env.get("JUPYTERHUB_DATABASE_USER", ""), safe="")
+    password = quote(env.get("JUPYTERHUB_DATABASE_PASSWORD", ""), safe="")
+    port = env.get("JUPYTERHUB_DATABASE_PORT", "5432").strip() or "5432"
+    name = quote(env.get("JUPYTERHUB_DATABASE_NAME", "jupyterhub"), safe="")
+    auth = f"{user}:{password}@" if password else f"{user}@" if user else ""
+    return f"postgresql+psycopg2://{auth}{host}:{port}/{name}"
+
+
+def read_settings(env: Mapping[str, str]) -> Settings:
+    """Every setting from ``env``; raise ConfigError naming every problem at once."""
+    problems: list[str] = []
+
+    def need(name: str, check=None) -> str:
+        value = env.get(name, "").strip()
+        if not value:
+            problems.append(f"{name} is not set")
+            return ""
+        if check and (why := check(value)):
+            problems.append(f"{name} {why}")
+        return value
+
+    realm_url = env.get("KEYCLOAK_REALM_URL", "").strip()
+    if not realm_url and env.get("KEYCLOAK_HOSTNAME") and env.get("KEYCLOAK_REALM"):
+        host = env["KEYCLOAK_HOSTNAME"].strip().rstrip("/")
+        if "://" not in host:
+            host = "https://" + host
+        realm_url = f"{host}/realms/{env['KEYCLOAK_REALM'].strip()}"
+    if not realm_url:
+        problems.append("KEYCLOAK_REALM_URL is not set (or KEYCLOAK_HOSTNAME and KEYCLOAK_REALM)")
+    elif why := _url_problem(realm_url):
+        problems.append(f"KEYCLOAK_REALM_URL {why}")
+
+    public_url = need("JUPYTERHUB_PUBLIC_URL", _url_problem)
+    client_id = need("OAUTH_CLIENT_ID")
+    client_secret = need("OAUTH_CLIENT_SECRET")
+    vault_url = need("VAULT_URL", _url_problem)
+    nfs_server = need("NFS_SERVER")
+    nfs_path = need("NFS_PATH", lambda v: None if v.startswith("/") else "must be an absolute path")
+    s3 = need("S3_ENDPOINT_URL", _url_problem)
+    crypt_key = need("JUPYTERHUB_CRYPT_KEY", _crypt_key_problem)
+    cookie_secret = need(
+        "JUPYTERHUB_COOKIE_SECRET",
+        lambda v: _crypt_key_problem(v) and "must be 32 bytes, hex-encoded (openssl rand -hex 32)",
+    )
+    idle = env.get("JUPYTERHUB_IDLE_TIMEOUT", "3600").strip()
+    if not idle.isdigit():
+        problems.append(f"JUPYTERHUB_IDLE_TIMEOUT must be a number of seconds, got {idle!r}")
+        idle = "3600"
+    if env.get("JUPYTERHUB_DATABASE_HOST", "").strip():
+        for var in ("JUPYTERHUB_DATABASE_USER", "JUPYTERHUB_DATABASE_PASSWORD"):
+            if not env.get(var, "").strip():
+                problems.append(f"{var} is not set (needed with JUPYTERHUB_DATABASE_HOST)")
+        port = env.get("JUPYTERHUB_DATABASE_PORT", "5432").strip()
+        if port and not port.isdigit():
+            problems.append(f"JUPYTERHUB_DATABASE_PORT must be a port number, got {port!r}")
+    if problems:
+        raise ConfigError(problems)
+    return Settings(
+        public_url=public_url.rstrip("/"),
+        bind_url=env.get("JUPYTERHUB_BIND_URL", "http://:8080").strip(),
+        keycloak_realm_url=realm_url.rstrip("/"),
+        oauth_client_id=client_id,
+        oauth_client_secret=client_secret,
+        vault_url=vault_url.rstrip("/"),
+        vault_jwt_mount=env.get("VAULT_JWT_MOUNT", "jwt").strip("/ "),
+        vault_jwt_role=env.get("VAULT_JWT_ROLE", "valeria").strip(),
+        vault_kv_mount=env.get("VAULT_KV_MOUNT", "valeria").strip("/ "),
+        nfs_server=nfs_server,
+        nfs_path=nfs_path,
+        s3_endpoint_url=s3,
+        crypt_key=crypt_key,
+        cookie_secret=cookie_secret,
+        db_url=database_url(env),
+        notebook_image=env.get("NOTEBOOK_IMAGE", "quay.io/jupyter/minimal-notebook:latest"),
+        namespace=env.get("KUBERNETES_NAMESPACE", "").strip() or None,
+        admin_roles=_split(env.get("KEYCLOAK_ADMIN_ROLES", "hub-admin")),
+        allowed_roles=_split(env.get("KEYCLOAK_ALLOWED_ROLES", "")),
+        allowed_groups=_split(env.get("KEYCLOAK_ALLOWED_GROUPS", "")),
+        singleuser_cmd=env.get("NOTEBOOK_CMD", "jupyterhub-singleuser").split(),
+        hub_connect_ip=env.get("JUPYTERHUB_HUB_CONNECT_IP", "").strip() or None,
+        idle_timeout=int(idle),
+        devstack=env.get("VALERIA_DEVSTACK", "") in ("1", "true", "yes"),
+    )
