@@ -20,6 +20,8 @@ except ConfigError as e:
 
 # -- hub ----------------------------------------------------------------------------
 c.JupyterHub.bind_url = s.bind_url
+c.JupyterHub.hub_bind_url = s.hub_bind_url
+c.ConfigurableHTTPProxy.api_url = s.proxy_api_url
 c.JupyterHub.cookie_secret = bytes.fromhex(s.cookie_secret)
 c.CryptKeeper.keys = [bytes.fromhex(k) for k in s.crypt_key.split(";") if k]
 if s.db_url:

@@ -28,6 +28,8 @@ class ConfigError(Exception):
 class Settings:
     public_url: str
     bind_url: str
+    hub_bind_url: str
+    proxy_api_url: str
     keycloak_realm_url: str
     oauth_client_id: str
     oauth_client_secret: str
@@ -145,6 +147,8 @@ def read_settings(env: Mapping[str, str]) -> Settings:
     return Settings(
         public_url=public_url.rstrip("/"),
         bind_url=env.get("JUPYTERHUB_BIND_URL", "http://:8080").strip(),
+        hub_bind_url=env.get("JUPYTERHUB_HUB_BIND_URL", "http://:8081").strip(),
+        proxy_api_url=env.get("JUPYTERHUB_PROXY_API_URL", "http://127.0.0.1:8001").strip(),
         keycloak_realm_url=realm_url.rstrip("/"),
         oauth_client_id=client_id,
         oauth_client_secret=client_secret,

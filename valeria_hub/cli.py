@@ -1,0 +1,61 @@
+"""The ``valeria-hub`` command."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def _devstack(args: argparse.Namespace) -> int:
+    from .devstack.stack import run_devstack
+
+    return run_devstack(Path(args.state_dir), host=args.host)
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from .devstack.demo import run_demo
+
+    return run_demo(Path(args.state_dir), port=args.port)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="valeria-hub",
+        description="JupyterHub for a university data-science platform: tools and local stand-ins.",
+    )
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser(
+        "devstack",
+        help="run the local stand-ins of Keycloak, Vault and the Kubernetes API",
+        description="Run the Keycloak, Vault and Kubernetes API stand-ins on fixed loopback "
+        "ports, seeded with the demo realm and users, until Ctrl-C.",
+    )
+    p.add_argument("--state-dir", default=".devstack", help="where pods' files and logs go")
+    p.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    p.set_defaults(func=_devstack)
+
+    p = sub.add_parser(
+        "demo",
+        help="the stand-ins plus a real JupyterHub on http://127.0.0.1:8000",
+        description="Start the stand-ins and JupyterHub configured by jupyterhub_config.py; "
+        "Ctrl-C stops everything.",
+    )
+    p.add_argument("--state-dir", default=".devstack", help="where the hub's database and pods go")
+    p.add_argument("--port", type=int, default=8000, help="the hub's public port")
+    p.set_defaults(func=_demo)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args) or 0
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,243 @@
+"""What a user's workload looks like: identity, NFS mounts and the S3 Secret.
+
+Shared by the notebook spawner and the jobs service, so that a notebook and a batch
+job of the same person run with the same uid, see the same directories and carry the
+same S3 keys. Everything here is pure: data in, Kubernetes manifests (plain dicts in
+the API's JSON shape) out.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from traitlets import Bool, Integer, List, Unicode
+from traitlets.config import LoggingConfigurable
+
+from .vault import UserProfile
+
+S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL")
+_SAFE = re.compile(r"[a-z0-9._@-]")
+
+
+def path_safe(name: str) -> str:
+    """A username as a single path segment: safe characters kept, others hex-escaped."""
+    out = "".join(c if _SAFE.fullmatch(c) else f"-{ord(c):02x}" for c in name.lower())
+    if not out or out.startswith("."):
+        out = "-" + out
+    return out
+
+
+def render_path(template: str, username: str, uid: int) -> str:
+    """Fill ``{username}`` and ``{uid}``; refuse anything that climbs out with '..'."""
+    path = template.format(username=path_safe(username), uid=uid)
+    if any(part == ".." for part in path.split("/")):
+        raise ValueError(f"path template {template!r} gives a path with '..'")
+    return path
+
+
+@dataclass(frozen=True)
+class NfsMount:
+    """One NFS-backed directory of the user (home, scratch...)."""
+
+    name: str
+    server: str
+    export_path: str
+    mount_path: str
+    sub_path: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class Workload:
+    """The parts of a pod spec that give a workload its owner's identity and storage."""
+
+    volumes: list[dict[str, Any]] = field(default_factory=list)
+    volume_mounts: list[dict[str, Any]] = field(default_factory=list)
+    env: list[dict[str, Any]] = field(default_factory=list)
+    pod_security_context: dict[str, Any] = field(default_factory=dict)
+    container_security_context: dict[str, Any] = field(default_factory=dict)
+
+
+def nfs_volumes(
+    mounts: list[NfsMount], username: str, uid: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """Volumes (one per distinct export) and volumeMounts with per-user subPaths."""
+    volumes: dict[str, dict[str, Any]] = {}
+    volume_mounts = []
+    for m in mounts:
+        key = f"{m.server}:{m.export_path}"
+        vol_name = volumes[key]["name"] if key in volumes else f"nfs-{m.name}"
+        volumes.setdefault(
+            key, {"name": vol_name, "nfs": {"server": m.server, "path": m.export_path}}
+        )
+        mount: dict[str, Any] = {
+            "name": vol_name,
+            "mountPath": render_path(m.mount_path, username, uid),
+        }
+        sub = render_path(m.sub_path, username, uid).strip("/") if m.sub_path else ""
+        if sub:
+            mount["subPath"] = sub
+        if m.read_only:
+            mount["readOnly"] = True
+        volume_mounts.append(mount)
+    return list(volumes.values()), volume_mounts
+
+
+def s3_env(secret_name: str) -> list[dict[str, Any]]:
+    """Container env that takes the S3 variables from the Secret, never as plain values."""
+    return [
+        {"name": key, "valueFrom": {"secretKeyRef": {"name": secret_name, "key": key}}}
+        for key in S3_KEYS
+    ]
+
+
+def s3_secret_manifest(
+    name: str,
+    namespace: str,
+    profile: UserProfile,
+    endpoint_url: str,
+    *,
+    labels: dict[str, str] | None = None,
+    owner_references: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    """The per-server (or per-job) Secret holding the user's S3 keys."""
+    values = profile.s3_env(endpoint_url)
+    meta: dict[str, Any] = {"name": name, "namespace": namespace, "labels": dict(labels or {})}
+    if owner_references:
+        meta["ownerReferences"] = owner_references
+    return {
+        "apiVersion": "v1",
+        "kind": "Secret",
+        "metadata": meta,
+        "type": "Opaque",
+        "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+    }
+
+
+def security_contexts(
+    uid: int,
+    gid: int | None,
+    *,
+    fs_group: int | None = None,
+    supplemental_groups: list[int] | None = None,
+) -> tuple[dict[str, Any], dict[str, Any]]:
+    """Pod and container security contexts: the user's uid, never root, nothing extra."""
+    if uid <= 0:
+        raise ValueError("a workload never runs as root")
+    pod: dict[str, Any] = {
+        "runAsUser": uid,
+        "runAsNonRoot": True,
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if gid is not None:
+        pod["runAsGroup"] = gid
+    if fs_group is not None:
+        pod["fsGroup"] = fs_group
+    if supplemental_groups:
+        pod["supplementalGroups"] = list(supplemental_groups)
+    container: dict[str, Any] = {
+        "runAsUser": uid,
+        "runAsNonRoot": True,
+        "allowPrivilegeEscalation": False,
+        "privileged": False,
+        "capabilities": {"drop": ["ALL"]},
+        "seccompProfile": {"type": "RuntimeDefault"},
+    }
+    if gid is not None:
+        container["runAsGroup"] = gid
+    return pod, container
+
+
+def workload(
+    profile: UserProfile,
+    mounts: list[NfsMount],
+    secret_name: str,
+    *,
+    fs_group: int | None = None,
+    supplemental_groups: list[int] | None = None,
+) -> Workload:
+    """Everything a pod needs to run as ``profile``'s owner with their storage."""
+    volumes, volume_mounts = nfs_volumes(mounts, profile.username, profile.uid)
+    pod_sc, container_sc = security_contexts(
+        profile.uid,
+        profile.gid,
+        fs_group=fs_group if fs_group is not None else profile.gid,
+        supplemental_groups=supplemental_groups,
+    )
+    return Workload(volumes, volume_mounts, s3_env(secret_name), pod_sc, container_sc)
+
+
+def secret_name(prefix: str, owner: str) -> str:
+    """A DNS-1123 Secret name derived from ``owner`` (a pod or job name), collision-free."""
+    base = re.sub(r"[^a-z0-9-]", "-", owner.lower()).strip("-")
+    digest = hashlib.sha256(owner.encode()).hexdigest()[:8]
+    return f"{prefix}-{base[: 63 - len(prefix) - 10]}-{digest}".strip("-")
+
+
+class StorageLayout(LoggingConfigurable):
+    """Where a user's NFS directories are and how they are mounted (spawner and jobs)."""
+
+    nfs_server = Unicode("", config=True, help="NFS server address (host or IP).")
+    nfs_path = Unicode("/", config=True, help="The NFS export path that holds the user trees.")
+    home_mount_path = Unicode(
+        "/home/{username}", config=True, help="Where the home directory appears in the pod."
+    )
+    home_sub_path = Unicode(
+        "home/{username}",
+        config=True,
+        help="Home directory below the export; {username} and {uid} are filled in. "
+        "Use 'users/home/{username}' for the existing Valeria layout.",
+    )
+    scratch_mount_path = Unicode(
+        "/scratch", config=True, help="Where the scratch directory appears; empty: none."
+    )
+    scratch_sub_path = Unicode(
+        "scratch/{username}", config=True, help="Scratch directory below the export."
+    )
+    valeria_layout = Bool(
+        False,
+        config=True,
+        help="Mirror the existing deployments' layout: home at /users/home/{username} "
+        "from users/home/{username} on the export.",
+    )
+    s3_endpoint_url = Unicode(
+        "", config=True, help="The S3 (Ceph) endpoint URL given to workloads as S3_ENDPOINT_URL."
+    )
+    fs_group = Integer(
+        None, allow_none=True, config=True, help="fsGroup for workloads; default: the user's gid."
+    )
+    supplemental_groups = List(
+        Integer(), config=True, help="Supplemental group ids added to every workload."
+    )
+
+    def mounts(self) -> list[NfsMount]:
+        if not self.nfs_server:
+            return []
+        home_mount, home_sub = self.home_mount_path, self.home_sub_path
+        if self.valeria_layout:
+            home_mount, home_sub = "/users/home/{username}", "users/home/{username}"
+        result = [NfsMount("home", self.nfs_server, self.nfs_path, home_mount, home_sub)]
+        if self.scratch_mount_path:
+            result.append(
+                NfsMount(
+                    "scratch",
+                    self.nfs_server,
+                    self.nfs_path,
+                    self.scratch_mount_path,
+                    self.scratch_sub_path,
+                )
+            )
+        return result
+
+    def workload(self, profile: UserProfile, secret: str) -> Workload:
+        return workload(
+            profile,
+            self.mounts(),
+            secret,
+            fs_group=self.fs_group,
+            supplemental_groups=list(self.supplemental_groups),
+        )

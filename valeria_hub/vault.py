@@ -1,0 +1,292 @@
+"""A user's storage identity from Vault: their uid (and gid) and S3 keys.
+
+The hub never holds a Vault token that can read every user's secrets: it logs in to
+Vault's JWT auth method *with the user's own Keycloak access token*, so Vault's
+templated policy (``users/{{identity.entity.id}}/*``) lets it read that user's
+entries only. The spawner and the jobs service share this module.
+
+Vault is called over async HTTP (httpx) with timeouts, never through a blocking
+client on the hub's event loop; the short-lived Vault token is revoked after use.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import httpx
+from traitlets import Dict, Float, Integer, Unicode, default
+from traitlets.config import LoggingConfigurable
+
+
+class VaultError(Exception):
+    """A lookup that failed; ``reason`` is machine-readable, the message is for people.
+
+    Reasons: ``not_provisioned`` (the user has no uid/keys yet), ``login_rejected``
+    (Vault refused the user's token), ``denied`` (Vault's policy refused a read),
+    ``unavailable`` (Vault down, slow or answering 5xx), ``malformed`` (the stored
+    data is not usable).
+    """
+
+    def __init__(self, reason: str, message: str) -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.message = message
+
+
+USER_MESSAGES = {
+    "not_provisioned": "Your account has no storage identity yet (no uid or S3 keys). "
+    "Contact support to have it created.",
+    "login_rejected": "The storage vault did not accept your login. "
+    "Log out and log in again; contact support if it persists.",
+    "denied": "The storage vault refused to give out your storage identity. Contact support.",
+    "unavailable": "The storage vault is not reachable right now. Try again in a few minutes.",
+    "malformed": "Your storage identity in the vault is incomplete. Contact support.",
+}
+
+
+@dataclass(frozen=True)
+class UserProfile:
+    """Who a user is on the storage side. The keys never appear in repr()."""
+
+    username: str
+    entity_id: str
+    uid: int
+    gid: int | None
+    s3_access_key: str = field(repr=False)
+    s3_secret_key: str = field(repr=False)
+
+    def s3_env(self, endpoint_url: str) -> dict[str, str]:
+        return {
+            "AWS_ACCESS_KEY_ID": self.s3_access_key,
+            "AWS_SECRET_ACCESS_KEY": self.s3_secret_key,
+            "S3_ENDPOINT_URL": endpoint_url,
+        }
+
+
+@dataclass(frozen=True)
+class Timing:
+    """Where a lookup spent its time (seconds), for metrics and benchmarks."""
+
+    login: float = 0.0
+    reads: float = 0.0
+    total: float = 0.0
+
+
+def parse_uid(value: Any, what: str) -> int:
+    """A POSIX id from Vault's data: an int or a decimal string, never root, never negative."""
+    try:
+        number = int(str(value).strip())
+    except (TypeError, ValueError):
+        raise VaultError("malformed", f"{what} in Vault is not a number") from None
+    if number <= 0 or number > 2**31 - 1:
+        raise VaultError("malformed", f"{what} in Vault is out of range (must be 1..2147483647)")
+    return number
+
+
+class VaultIdentity(LoggingConfigurable):
+    """Reads a user's uid, gid and S3 keys from Vault with the user's own Keycloak token."""
+
+    url = Unicode(
+        "http://127.0.0.1:8200",
+        config=True,
+        help="Vault's base URL, e.g. https://vault.example.org (no /v1).",
+    )
+    jwt_mount = Unicode(
+        "jwt", config=True, help="Mount path of Vault's JWT auth method (auth/<jwt_mount>/login)."
+    )
+    role = Unicode("valeria", config=True, help="The JWT auth role to log in with.")
+    kv_mount = Unicode("valeria", config=True, help="Mount path of the KV version 2 engine.")
+    uid_path = Unicode(
+        "users/{entity_id}/uid",
+        config=True,
+        help="KV path of the uid secret; {entity_id} and {username} are filled in.",
+    )
+    uid_key = Unicode("uid", config=True, help="Key of the uid in the uid secret.")
+    gid_key = Unicode(
+        "gid",
+        config=True,
+        help="Key of the optional gid in the uid secret; missing means no gid.",
+    )
+    s3_path = Unicode(
+        "users/{entity_id}/ceph",
+        config=True,
+        help="KV path of the S3 keys secret; {entity_id} and {username} are filled in.",
+    )
+    s3_access_key_key = Unicode(
+        "AWS_ACCESS_KEY_ID", config=True, help="Key of the S3 access key in the S3 secret."
+    )
+    s3_secret_key_key = Unicode(
+        "AWS_SECRET_ACCESS_KEY", config=True, help="Key of the S3 secret key in the S3 secret."
+    )
+    timeout = Float(10.0, config=True, help="Seconds allowed for each Vault request.")
+    connect_retries = Integer(
+        1, config=True, help="Extra attempts after a connection error or a 5xx answer."
+    )
+    extra_headers = Dict(
+        config=True, help="Extra HTTP headers for every Vault request (e.g. X-Vault-Namespace)."
+    )
+    ca_bundle = Unicode(
+        "",
+        config=True,
+        help="CA bundle for verifying Vault's TLS certificate; empty: system CAs.",
+    )
+
+    @default("log")
+    def _log_default(self):
+        import logging
+
+        return logging.getLogger("valeria_hub.vault")
+
+    def _client(self) -> httpx.AsyncClient:
+        return httpx.AsyncClient(
+            base_url=self.url.rstrip("/") + "/v1/",
+            timeout=self.timeout,
+            verify=self.ca_bundle or True,
+            headers={"X-Vault-Request": "true", **self.extra_headers},
+        )
+
+    async def _request(
+        self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any
+    ) -> httpx.Response:
+        attempts = 1 + max(0, self.connect_retries)
+        for attempt in range(attempts):
+            try:
+                resp = await client.request(method, path, **kwargs)
+            except httpx.TimeoutException:
+                if attempt + 1 < attempts:
+                    continue
+                raise VaultError(
+                    "unavailable", f"Vault did not answer {method} {path} in {self.timeout}s"
+                ) from None
+            except httpx.HTTPError as e:
+                if attempt + 1 < attempts:
+                    await asyncio.sleep(0.2)
+                    continue
+                raise VaultError(
+                    "unavailable", f"Vault is unreachable ({type(e).__name__})"
+                ) from None
+            if resp.status_code >= 500 and attempt + 1 < attempts:
+                await asyncio.sleep(0.2)
+                continue
+            return resp
+        raise AssertionError("unreachable")
+
+    async def login(self, client: httpx.AsyncClient, access_token: str) -> tuple[str, str]:
+        """Vault token and entity id for the owner of ``access_token``."""
+        resp = await self._request(
+            client,
+            "POST",
+            f"auth/{self.jwt_mount}/login",
+            json={"role": self.role, "jwt": access_token},
+        )
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise VaultError("unavailable", f"Vault login answered HTTP {resp.status_code}")
+        if resp.status_code != 200:
+            raise VaultError(
+                "login_rejected",
+                f"Vault refused the JWT login (HTTP {resp.status_code}: {_errors(resp)})",
+            )
+        auth = (resp.json() or {}).get("auth") or {}
+        token, entity_id = auth.get("client_token"), auth.get("entity_id")
+        if not token or not entity_id:
+            raise VaultError("login_rejected", "Vault's JWT login returned no token or entity")
+        return token, entity_id
+
+    async def read_kv(
+        self, client: httpx.AsyncClient, token: str, path: str, what: str
+    ) -> dict[str, Any]:
+        resp = await self._request(
+            client,
+            "GET",
+            f"{self.kv_mount}/data/{path}",
+            headers={"X-Vault-Token": token},
+        )
+        if resp.status_code == 404:
+            raise VaultError("not_provisioned", f"no {what} stored in Vault for this user")
+        if resp.status_code == 403:
+            raise VaultError("denied", f"Vault's policy denies reading the {what}")
+        if resp.status_code >= 500 or resp.status_code == 429:
+            raise VaultError("unavailable", f"Vault answered HTTP {resp.status_code}")
+        if resp.status_code != 200:
+            raise VaultError("denied", f"Vault answered HTTP {resp.status_code} for the {what}")
+        data = ((resp.json() or {}).get("data") or {}).get("data")
+        if not isinstance(data, dict):
+            raise VaultError("not_provisioned", f"the {what} in Vault has been deleted")
+        return data
+
+    async def revoke(self, client: httpx.AsyncClient, token: str) -> None:
+        try:
+            await client.post("auth/token/revoke-self", headers={"X-Vault-Token": token})
+        except httpx.HTTPError as e:
+            self.log.warning("Could not revoke a Vault token: %s", type(e).__name__)
+
+    async def fetch_profile(self, access_token: str, username: str) -> tuple[UserProfile, Timing]:
+        """Log in as the user, read uid and S3 keys concurrently, revoke the token."""
+        if not access_token:
+            raise VaultError("login_rejected", "no Keycloak access token for this user")
+        t0 = time.perf_counter()
+        async with self._client() as client:
+            token, entity_id = await self.login(client, access_token)
+            t1 = time.perf_counter()
+            fill = {"entity_id": entity_id, "username": username}
+            try:
+                uid_data, s3_data = await asyncio.gather(
+                    self.read_kv(client, token, self.uid_path.format(**fill), "uid"),
+                    self.read_kv(client, token, self.s3_path.format(**fill), "S3 keys"),
+                )
+            finally:
+                await self.revoke(client, token)
+            t2 = time.perf_counter()
+        profile = profile_from_secrets(
+            username,
+            entity_id,
+            uid_data,
+            s3_data,
+            uid_key=self.uid_key,
+            gid_key=self.gid_key,
+            access_key_key=self.s3_access_key_key,
+            secret_key_key=self.s3_secret_key_key,
+        )
+        return profile, Timing(login=t1 - t0, reads=t2 - t1, total=t2 - t0)
+
+
+def profile_from_secrets(
+    username: str,
+    entity_id: str,
+    uid_data: dict[str, Any],
+    s3_data: dict[str, Any],
+    *,
+    uid_key: str = "uid",
+    gid_key: str = "gid",
+    access_key_key: str = "AWS_ACCESS_KEY_ID",
+    secret_key_key: str = "AWS_SECRET_ACCESS_KEY",
+) -> UserProfile:
+    """Pure: the profile from the two KV secrets, or VaultError naming what is missing."""
+    if uid_key not in uid_data:
+        raise VaultError("not_provisioned", f"the uid secret has no {uid_key!r} key")
+    uid = parse_uid(uid_data[uid_key], "uid")
+    gid = parse_uid(uid_data[gid_key], "gid") if uid_data.get(gid_key) not in (None, "") else None
+    missing = [k for k in (access_key_key, secret_key_key) if not s3_data.get(k)]
+    if missing:
+        raise VaultError("not_provisioned", f"the S3 secret lacks {', '.join(missing)}")
+    return UserProfile(
+        username=username,
+        entity_id=entity_id,
+        uid=uid,
+        gid=gid,
+        s3_access_key=str(s3_data[access_key_key]),
+        s3_secret_key=str(s3_data[secret_key_key]),
+    )
+
+
+def _errors(resp: httpx.Response) -> str:
+    """Vault's error list, shortened; Vault's errors never carry secret values."""
+    try:
+        errors = resp.json().get("errors") or []
+    except ValueError:
+        return "no details"
+    text = "; ".join(str(e).strip() for e in errors)[:200]
+    return text or "no details"
