@@ -1,0 +1,292 @@
+"""ValeriaSpawner: KubeSpawner with the user's own uid, NFS storage and S3 keys.
+
+Before anything touches Kubernetes the spawner logs in to Vault with the user's own
+Keycloak token and reads their uid and S3 keys; a user who is not provisioned, a
+rejected token or an unreachable Vault stop the spawn with a message the user can act
+on, and nothing is created. The keys reach the notebook through a per-server Secret
+referenced by the pod, owned by the pod and deleted when the server stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import copy
+import html
+import time
+from typing import Any
+
+from kubernetes_asyncio.client.models import V1Volume, V1VolumeMount
+from kubernetes_asyncio.client.rest import ApiException
+from kubespawner import KubeSpawner
+from kubespawner.utils import get_k8s_model
+from traitlets import Dict, Float, Instance, Unicode, default
+
+from . import tokens
+from .flavours import DEFAULT_FLAVOURS, check_resources
+from .storage import StorageLayout, render_path, s3_secret_manifest, secret_name
+from .vault import USER_MESSAGES, UserProfile, VaultError, VaultIdentity
+
+
+class SpawnRefused(Exception):
+    """A spawn stopped on purpose; JupyterHub shows ``jupyterhub_message`` to the user."""
+
+    def __init__(self, reason: str, message: str, detail: str = "") -> None:
+        super().__init__(message)
+        self.reason = reason
+        self.jupyterhub_message = message
+        support = f"<p class='valeria-detail'>{html.escape(detail)}</p>" if detail else ""
+        self.jupyterhub_html_message = (
+            f"<div class='valeria-refusal' data-reason='{html.escape(reason)}'>"
+            f"<p>{html.escape(message)}</p>{support}</div>"
+        )
+
+
+def apply_workload(pod: Any, volumes: list[dict], mounts: list[dict]) -> Any:
+    """Add the workload's volumes to the pod and its mounts to the notebook container."""
+    pod.spec.volumes = list(pod.spec.volumes or []) + [get_k8s_model(V1Volume, v) for v in volumes]
+    container = pod.spec.containers[0]
+    container.volume_mounts = list(container.volume_mounts or []) + [
+        get_k8s_model(V1VolumeMount, m) for m in mounts
+    ]
+    return pod
+
+
+class ValeriaSpawner(KubeSpawner):
+    """Spawns notebooks that run as the user's POSIX uid with their NFS dirs and S3 keys."""
+
+    vault = Instance(VaultIdentity, help="Vault access (configure as c.VaultIdentity).")
+    storage = Instance(StorageLayout, help="Storage layout (configure as c.StorageLayout).")
+
+    s3_secret_prefix = Unicode(
+        "s3", config=True, help="Prefix of the per-server Secret that holds the S3 keys."
+    )
+    token_min_validity = Float(
+        30.0,
+        config=True,
+        help="Seconds the access token must stay valid for the Vault login; JupyterHub's "
+        "pre-spawn refresh renews a token closer to expiry than this.",
+    )
+    resource_caps = Dict(
+        {"cpu": 16.0, "memory": "64G"},
+        config=True,
+        help="Server-side caps that no flavour or form value may exceed "
+        "({'cpu': cores, 'memory': '64G'}).",
+    )
+
+    @default("vault")
+    def _vault_default(self) -> VaultIdentity:
+        return VaultIdentity(parent=self)
+
+    @default("storage")
+    def _storage_default(self) -> StorageLayout:
+        return StorageLayout(parent=self)
+
+    @default("profile_list")
+    def _profile_list_default(self) -> list:
+        return copy.deepcopy(DEFAULT_FLAVOURS)
+
+    @default("automount_service_account_token")
+    def _no_sa_token(self) -> bool:
+        return False
+
+    @default("allow_privilege_escalation")
+    def _no_escalation(self) -> bool:
+        return False
+
+    def __init__(self, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self._profile: UserProfile | None = None
+        self._progress_log: list[dict] = []
+        self._progress_changed = asyncio.Event()
+        self.vault_seconds: float = 0.0
+        psc, csc = self.pod_security_context, self.container_security_context
+        self._configured_psc = dict(psc) if isinstance(psc, dict) else {}
+        self._configured_csc = dict(csc) if isinstance(csc, dict) else {}
+
+    # -- progress ---------------------------------------------------------------
+    def _say(self, message: str, progress: int) -> None:
+        self.log.info("%s: %s", self._log_name, message)
+        self._progress_log.append({"progress": progress, "message": message})
+        self._progress_changed.set()
+
+    async def progress(self):
+        """Our own steps first, then KubeSpawner's pod events."""
+        sent = 0
+        while True:
+            while sent < len(self._progress_log):
+                event = self._progress_log[sent]
+                sent += 1
+                yield event
+            if self._progress_log and self._progress_log[-1].get("handoff"):
+                break
+            start = getattr(self, "_start_future", None)
+            if start is not None and start.done():
+                return
+            self._progress_changed.clear()
+            try:
+                await asyncio.wait_for(self._progress_changed.wait(), timeout=1)
+            except TimeoutError:
+                pass
+        async for event in super().progress():
+            yield event
+
+    # -- identity ---------------------------------------------------------------------
+    @property
+    def secret_name_s3(self) -> str:
+        return secret_name(self.s3_secret_prefix, self.pod_name)
+
+    async def lookup_profile(self) -> UserProfile:
+        """The user's uid and S3 keys from Vault, or SpawnRefused with a clear message."""
+        self._say("Checking your identity", 5)
+        auth_state = await self.user.get_auth_state()
+        token = tokens.access_token(auth_state, min_validity=self.token_min_validity)
+        if token is None:
+            raise SpawnRefused(
+                "login_expired",
+                "Your login has expired. Log out and log in again, then start your server.",
+            )
+        self._say("Fetching your storage credentials", 15)
+        t0 = time.perf_counter()
+        try:
+            profile, _timing = await self.vault.fetch_profile(token, self.user.name)
+        except VaultError as e:
+            self.log.warning("Vault lookup for %s failed: %s (%s)", self._log_name, e.reason, e)
+            raise SpawnRefused(e.reason, USER_MESSAGES.get(e.reason, str(e)), str(e)) from None
+        finally:
+            self.vault_seconds = time.perf_counter() - t0
+        self.log.info(
+            "%s runs as uid %s gid %s (entity %s)",
+            self._log_name,
+            profile.uid,
+            profile.gid,
+            profile.entity_id,
+        )
+        return profile
+
+    # -- the per-server S3 Secret ---------------------------------------------------
+    async def ensure_s3_secret(self, profile: UserProfile) -> None:
+        manifest = s3_secret_manifest(
+            self.secret_name_s3,
+            self.namespace,
+            profile,
+            self.storage.s3_endpoint_url,
+            labels={**self._build_common_labels({}), "component": "s3-credentials"},
+        )
+        try:
+            await self.api.create_namespaced_secret(
+                self.namespace, manifest, _request_timeout=self.k8s_api_request_timeout
+            )
+        except ApiException as e:
+            if e.status != 409:
+                raise SpawnRefused(
+                    "kubernetes", "Could not store your S3 credentials for the server; try again."
+                ) from None
+            await self.api.replace_namespaced_secret(
+                self.secret_name_s3,
+                self.namespace,
+                manifest,
+                _request_timeout=self.k8s_api_request_timeout,
+            )
+
+    async def adopt_s3_secret(self) -> None:
+        """Make the running pod own the Secret, so it goes with the pod in any case."""
+        pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
+        if not pod:
+            return
+        owner = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "name": self.pod_name,
+            "uid": pod["metadata"]["uid"],
+            "blockOwnerDeletion": True,
+            "controller": False,
+        }
+        try:
+            await self.api.patch_namespaced_secret(
+                self.secret_name_s3,
+                self.namespace,
+                {"metadata": {"ownerReferences": [owner]}},
+                _request_timeout=self.k8s_api_request_timeout,
+            )
+        except ApiException as e:
+            self.log.warning("Could not set the owner of %s: %s", self.secret_name_s3, e.status)
+
+    async def delete_s3_secret(self) -> None:
+        try:
+            await self.api.delete_namespaced_secret(
+                self.secret_name_s3, self.namespace, _request_timeout=self.k8s_api_request_timeout
+            )
+        except ApiException as e:
+            if e.status != 404:
+                self.log.warning("Could not delete %s: HTTP %s", self.secret_name_s3, e.status)
+
+    # -- KubeSpawner hooks ------------------------------------------------------------
+    async def load_user_options(self) -> None:
+        await super().load_user_options()
+        check_resources(
+            {
+                "cpu_limit": self.cpu_limit,
+                "cpu_guarantee": self.cpu_guarantee,
+                "mem_limit": self.mem_limit,
+                "mem_guarantee": self.mem_guarantee,
+            },
+            self.resource_caps,
+        )
+
+    def get_env(self) -> dict:
+        env = super().get_env()
+        if self._profile is not None:
+            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL"):
+                env[key] = {
+                    "valueFrom": {"secretKeyRef": {"name": self.secret_name_s3, "key": key}}
+                }
+            env["NB_UID"] = str(self._profile.uid)
+            env["NB_USER"] = self.user.name
+            home = [m for m in self.storage.mounts() if m.name == "home"]
+            if home:
+                env["HOME"] = render_path(home[0].mount_path, self.user.name, self._profile.uid)
+        return env
+
+    async def get_pod_manifest(self):
+        profile = self._profile
+        if profile is None:
+            raise SpawnRefused("internal", "The server's identity was not resolved; try again.")
+        work = self.storage.workload(profile, self.secret_name_s3)
+        self.uid = profile.uid
+        self.gid = profile.gid
+        self.fs_gid = work.pod_security_context.get("fsGroup")
+        self.supplemental_gids = work.pod_security_context.get("supplementalGroups", [])
+        # operator settings first, then what the user's identity demands
+        self.pod_security_context = {**self._configured_psc, **work.pod_security_context}
+        self.container_security_context = {
+            **self._configured_csc,
+            **work.container_security_context,
+        }
+        pod = await super().get_pod_manifest()
+        return apply_workload(pod, work.volumes, work.volume_mounts)
+
+    async def _start(self):
+        self._progress_log = []
+        self._profile = None
+        await self.load_user_options()
+        profile = await self.lookup_profile()
+        self._profile = profile
+        if self.enable_user_namespaces:
+            await self._ensure_namespace()
+        self._say("Preparing your storage", 25)
+        await self.ensure_s3_secret(profile)
+        self._progress_log.append(
+            {"progress": 30, "message": "Starting your server", "handoff": True}
+        )
+        self._progress_changed.set()
+        try:
+            result = await super()._start()
+        except BaseException:
+            await self.delete_s3_secret()
+            raise
+        await self.adopt_s3_secret()
+        return result
+
+    async def stop(self, now: bool = False) -> None:
+        await super().stop(now=now)
+        await self.delete_s3_secret()
