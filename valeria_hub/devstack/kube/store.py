@@ -67,6 +67,9 @@ class Event:
     resource: str
     namespace: str
     obj: Obj
+    # the object before this change (None for ADDED): watches need it to tell a watcher
+    # whose selector stops matching that the object is gone, and lists at an older rv
+    prev: Obj | None = None
 
 
 class Store:
@@ -92,7 +95,9 @@ class Store:
     def get(self, resource: str, namespace: str, name: str) -> Obj:
         obj = self._objects.get(resource, {}).get((namespace, name))
         if obj is None:
-            raise NotFound(f'{_plural(resource)} "{name}" not found', details=_details(resource, name))
+            raise NotFound(
+                f'{_plural(resource)} "{name}" not found', details=_details(resource, name)
+            )
         return copy.deepcopy(obj)
 
     def exists(self, resource: str, namespace: str, name: str) -> bool:
@@ -118,7 +123,8 @@ class Store:
         return list(self._objects)
 
     # -- writes -----------------------------------------------------------
-    def create(self, resource: str, namespace: str, obj: Obj) -> Obj:
+    def create(self, resource: str, namespace: str, obj: Obj, *, uid: str | None = None) -> Obj:
+        """Add an object; ``uid`` lets the API layer use a uid it already put into the spec."""
         obj = copy.deepcopy(obj)
         meta = obj.setdefault("metadata", {})
         name = meta.get("name")
@@ -131,7 +137,7 @@ class Store:
             )
         if namespace:
             meta["namespace"] = namespace
-        meta["uid"] = str(uuid.uuid4())
+        meta["uid"] = uid or str(uuid.uuid4())
         meta.setdefault("creationTimestamp", now_iso())
         meta["generation"] = 1
         meta.pop("resourceVersion", None)
@@ -156,7 +162,9 @@ class Store:
         name = meta.get("name", "")
         current = self._objects.get(resource, {}).get((namespace, name))
         if current is None:
-            raise NotFound(f'{_plural(resource)} "{name}" not found', details=_details(resource, name))
+            raise NotFound(
+                f'{_plural(resource)} "{name}" not found', details=_details(resource, name)
+            )
         cur_meta = current["metadata"]
         given_rv = meta.get("resourceVersion")
         if check_rv and given_rv and given_rv != cur_meta["resourceVersion"]:
@@ -175,12 +183,10 @@ class Store:
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
         self._objects[resource][(namespace, name)] = obj
-        self._record("MODIFIED", resource, namespace, obj)
+        self._record("MODIFIED", resource, namespace, obj, prev=current)
         return copy.deepcopy(obj)
 
-    def mutate(
-        self, resource: str, namespace: str, name: str, fn: Callable[[Obj], Any]
-    ) -> Obj:
+    def mutate(self, resource: str, namespace: str, name: str, fn: Callable[[Obj], Any]) -> Obj:
         """Read, change with ``fn`` (in place), write back: for controllers."""
         obj = self.get(resource, namespace, name)
         fn(obj)
@@ -191,10 +197,13 @@ class Store:
         bucket = self._objects.get(resource, {})
         obj = bucket.pop((namespace, name), None)
         if obj is None:
-            raise NotFound(f'{_plural(resource)} "{name}" not found', details=_details(resource, name))
+            raise NotFound(
+                f'{_plural(resource)} "{name}" not found', details=_details(resource, name)
+            )
+        prev = copy.deepcopy(obj)
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
-        self._record("DELETED", resource, namespace, obj)
+        self._record("DELETED", resource, namespace, obj, prev=prev)
         return copy.deepcopy(obj)
 
     # -- events -----------------------------------------------------------
@@ -203,8 +212,10 @@ class Store:
         self._listeners.append(fn)
         return lambda: self._listeners.remove(fn) if fn in self._listeners else None
 
-    def _record(self, type_: str, resource: str, namespace: str, obj: Obj) -> None:
-        event = Event(self._rv, type_, resource, namespace, copy.deepcopy(obj))
+    def _record(
+        self, type_: str, resource: str, namespace: str, obj: Obj, prev: Obj | None = None
+    ) -> None:
+        event = Event(self._rv, type_, resource, namespace, copy.deepcopy(obj), prev)
         self._log.append(event)
         for fn in list(self._listeners):
             fn(event)
@@ -225,7 +236,9 @@ class Store:
         return [
             e
             for e in self._log
-            if e.rv > rv and e.resource == resource and (namespace is None or e.namespace == namespace)
+            if e.rv > rv
+            and e.resource == resource
+            and (namespace is None or e.namespace == namespace)
         ]
 
     async def watch(
@@ -241,7 +254,7 @@ class Store:
                 yield event
             last = max(last, snapshot_rv)
             async with self._changed:
-                await self._changed.wait_for(lambda: self._rv > last)
+                await self._changed.wait_for(lambda last=last: self._rv > last)
 
 
 def _has_loop() -> bool:
