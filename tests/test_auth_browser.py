@@ -1,0 +1,56 @@
+"""A person logs in with headless Chromium: hub -> Keycloak login form -> hub home page."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+from _auth_hub import keycloak_and_hub
+
+pytestmark = pytest.mark.browser
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def require_chromium() -> None:
+    if CHROMIUM.exists():
+        return
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(f"{CHROMIUM} is missing (CI=true: a missing browser fails the test)")
+    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
+
+
+def test_browser_login_lands_on_hub_home(tmp_path):
+    require_chromium()
+    from playwright.sync_api import sync_playwright
+
+    with keycloak_and_hub(tmp_path) as (kc, hub), sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = browser.new_page()
+            page.set_default_timeout(20_000)
+            page.goto(f"{hub.public_url}/hub/login")
+            page.click("text=Sign in with Keycloak")
+            page.wait_for_selector("#kc-form-login")
+            assert page.url.startswith(kc.issuer)
+            page.fill("#username", "alice")
+            page.fill("#password", "wrong")
+            page.click("#kc-login")
+            assert "Invalid username or password" in page.inner_text("#input-error")
+            page.fill("#username", "alice")
+            page.fill("#password", "alice")
+            page.click("#kc-login")
+            page.wait_for_url(f"{hub.public_url}/hub/home")
+            assert "alice" in page.content()
+            assert page.locator("#start").count() == 1  # the home page's server button
+        finally:
+            browser.close()
