@@ -6,6 +6,11 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 NODE_PREFIX := .node
 CHP := $(NODE_PREFIX)/node_modules/.bin/configurable-http-proxy
+# The "notebook image" of the local stand-in: a separate environment built from the
+# system Python, so that notebook and job processes running as users' own uids can
+# execute it (the development Python may live under /root).
+NB_VENV := .venv-notebook
+NB_STAMP := $(NB_VENV)/.installed
 export PATH := $(abspath $(NODE_PREFIX))/node_modules/.bin:$(abspath $(BIN)):$(PATH)
 
 # Debian packages the test suite drives (a real PostgreSQL server, headless Chromium).
@@ -26,6 +31,13 @@ $(STAMP): pyproject.toml | $(BIN)/python
 $(CHP):
 	npm install --no-audit --no-fund --prefix $(NODE_PREFIX) configurable-http-proxy@^4
 
+$(NB_STAMP): $(STAMP)
+	rm -rf $(NB_VENV)
+	$$(test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PYTHON)) -m venv $(NB_VENV)
+	$(NB_VENV)/bin/pip install -q "jupyterhub==$$($(BIN)/python -c 'import jupyterhub; print(jupyterhub.__version__)')" "jupyterlab>=4"
+	chmod -R a+rX $(NB_VENV)
+	touch $@
+
 system-deps:
 	@missing=""; \
 	for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -38,13 +50,13 @@ system-deps:
 	  fi; \
 	fi
 
-demo: $(STAMP) $(CHP)
+demo: $(STAMP) $(CHP) $(NB_STAMP)
 	$(BIN)/valeria-hub demo
 
 devstack: $(STAMP)
 	$(BIN)/valeria-hub devstack
 
-test: $(STAMP) $(CHP) system-deps
+test: $(STAMP) $(CHP) $(NB_STAMP) system-deps
 	$(BIN)/ruff check valeria_hub tests benchmarks jupyterhub_config.py
 	$(BIN)/pytest -q -p no:cacheprovider
 
@@ -52,8 +64,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check valeria_hub tests benchmarks jupyterhub_config.py
 	$(BIN)/ruff format --check valeria_hub tests benchmarks jupyterhub_config.py
 
-bench: $(STAMP) $(CHP)
+bench: $(STAMP) $(CHP) $(NB_STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(NODE_PREFIX) .devstack
+	rm -rf $(VENV) $(NB_VENV) $(NODE_PREFIX) .devstack

@@ -37,29 +37,30 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 c.JupyterHub.template_paths = [os.path.join(HERE, "templates")]
 
 # -- login: Keycloak ----------------------------------------------------------------
-oidc = f"{s.keycloak_realm_url}/protocol/openid-connect"
-c.JupyterHub.authenticator_class = "generic-oauth"
-c.GenericOAuthenticator.client_id = s.oauth_client_id
-c.GenericOAuthenticator.client_secret = s.oauth_client_secret
-c.GenericOAuthenticator.oauth_callback_url = f"{s.public_url}/hub/oauth_callback"
-c.GenericOAuthenticator.authorize_url = f"{oidc}/auth"
-c.GenericOAuthenticator.token_url = f"{oidc}/token"
-c.GenericOAuthenticator.userdata_url = f"{oidc}/userinfo"
-c.GenericOAuthenticator.login_service = "Keycloak"
-c.GenericOAuthenticator.scope = ["openid", "profile", "email"]
-c.GenericOAuthenticator.username_claim = "preferred_username"
-c.GenericOAuthenticator.enable_auth_state = True
-c.GenericOAuthenticator.allow_all = True
+c.JupyterHub.authenticator_class = "valeria-keycloak"
+c.KeycloakAuthenticator.realm_url = s.keycloak_realm_url
+c.KeycloakAuthenticator.client_id = s.oauth_client_id
+c.KeycloakAuthenticator.client_secret = s.oauth_client_secret
+c.KeycloakAuthenticator.oauth_callback_url = f"{s.public_url}/hub/oauth_callback"
+c.KeycloakAuthenticator.admin_roles = set(s.admin_roles)
+c.KeycloakAuthenticator.allowed_roles = set(s.allowed_roles)
+c.KeycloakAuthenticator.allowed_groups = set(s.allowed_groups)
 
-# -- notebooks: Kubernetes --------------------------------------------------------------
-c.JupyterHub.spawner_class = "kubespawner.KubeSpawner"
+# -- notebooks: Kubernetes, with the user's uid, storage and S3 keys from Vault -------
+c.JupyterHub.spawner_class = "valeria-kubespawner"
+c.VaultIdentity.url = s.vault_url
+c.VaultIdentity.jwt_mount = s.vault_jwt_mount
+c.VaultIdentity.role = s.vault_jwt_role
+c.VaultIdentity.kv_mount = s.vault_kv_mount
+c.StorageLayout.nfs_server = s.nfs_server
+c.StorageLayout.nfs_path = s.nfs_path
+c.StorageLayout.s3_endpoint_url = s.s3_endpoint_url
 c.KubeSpawner.image = s.notebook_image
 c.KubeSpawner.cmd = s.singleuser_cmd
 if s.namespace:
     c.KubeSpawner.namespace = s.namespace
 c.KubeSpawner.start_timeout = 300
 c.KubeSpawner.http_timeout = 120
-c.KubeSpawner.environment = {"S3_ENDPOINT_URL": s.s3_endpoint_url}
 
 # -- services -------------------------------------------------------------------------------
 c.JupyterHub.load_roles = []

@@ -96,3 +96,41 @@ def check_resources(requested: dict[str, Any], caps: dict[str, Any]) -> None:
             raise ValueError(f"{field} must not be negative")
         if mem_cap and parse_bytes(value) > mem_cap:
             raise ValueError(f"{field} {value} exceeds the limit of {caps['memory']}")
+
+
+def validate_user_options(options: dict[str, Any], profiles: list[dict[str, Any]]) -> None:
+    """Refuse (ValueError naming the field) any option that is not a listed choice.
+
+    ``profiles`` is KubeSpawner's initialized profile list (slugs filled in).
+    KubeSpawner itself checks unlisted choices but not that a choice exists.
+    """
+    if not options:
+        return
+    slug = options.get("profile")
+    if not profiles:
+        if slug:
+            raise ValueError(f"profile: {slug!r} is not offered here")
+        return
+    by_slug = {p["slug"]: p for p in profiles}
+    if slug is None:
+        slug = next((p["slug"] for p in profiles if p.get("default")), profiles[0]["slug"])
+    if slug not in by_slug:
+        raise ValueError(f"profile: {slug!r} is not one of {', '.join(by_slug)}")
+    offered = by_slug[slug].get("profile_options", {})
+    for key, value in options.items():
+        if key == "profile":
+            continue
+        name = key.removesuffix("--unlisted-choice")
+        option = offered.get(name)
+        if option is None:
+            raise ValueError(f"{key}: not an option of profile {slug!r}")
+        if key.endswith("--unlisted-choice"):
+            if not option.get("unlisted_choice", {}).get("enabled"):
+                raise ValueError(f"{name}: free values are not allowed, pick a listed choice")
+            pattern = option["unlisted_choice"].get("validation_regex")
+            if pattern and not re.fullmatch(pattern, str(value)):
+                raise ValueError(f"{name}: {value!r} is not an allowed value")
+            continue
+        choices = option.get("choices", {})
+        if value not in choices:
+            raise ValueError(f"{name}: {value!r} is not one of {', '.join(choices)}")

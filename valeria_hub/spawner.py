@@ -15,30 +15,46 @@ import html
 import time
 from typing import Any
 
+from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client.models import V1Volume, V1VolumeMount
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.utils import get_k8s_model
+from tornado import web
 from traitlets import Dict, Float, Instance, Unicode, default
 
 from . import tokens
-from .flavours import DEFAULT_FLAVOURS, check_resources
+from .flavours import DEFAULT_FLAVOURS, check_resources, validate_user_options
 from .storage import StorageLayout, render_path, s3_secret_manifest, secret_name
 from .vault import USER_MESSAGES, UserProfile, VaultError, VaultIdentity
 
+STATUS_BY_REASON = {
+    "not_provisioned": 403,
+    "denied": 403,
+    "malformed": 409,
+    "login_rejected": 401,
+    "login_expired": 401,
+    "unavailable": 503,
+    "kubernetes": 503,
+    "invalid_options": 400,
+}
 
-class SpawnRefused(Exception):
+
+class SpawnRefused(web.HTTPError):
     """A spawn stopped on purpose; JupyterHub shows ``jupyterhub_message`` to the user."""
 
     def __init__(self, reason: str, message: str, detail: str = "") -> None:
-        super().__init__(message)
+        super().__init__(STATUS_BY_REASON.get(reason, 500), message)
         self.reason = reason
         self.jupyterhub_message = message
-        support = f"<p class='valeria-detail'>{html.escape(detail)}</p>" if detail else ""
+        extra = f"<p class='valeria-detail'>{html.escape(detail)}</p>" if detail else ""
         self.jupyterhub_html_message = (
             f"<div class='valeria-refusal' data-reason='{html.escape(reason)}'>"
-            f"<p>{html.escape(message)}</p>{support}</div>"
+            f"<p>{html.escape(message)}</p>{extra}</div>"
         )
+
+    def __str__(self) -> str:
+        return self.jupyterhub_message
 
 
 def apply_workload(pod: Any, volumes: list[dict], mounts: list[dict]) -> Any:
@@ -221,17 +237,37 @@ class ValeriaSpawner(KubeSpawner):
                 self.log.warning("Could not delete %s: HTTP %s", self.secret_name_s3, e.status)
 
     # -- KubeSpawner hooks ------------------------------------------------------------
+    async def _profiles(self) -> list:
+        profile_list = self._sorted_dict_values(self.profile_list)
+        if callable(profile_list):
+            profile_list = await maybe_future(profile_list(self))
+        return self._get_initialized_profile_list(profile_list)
+
+    async def run_options_from_form(self, form_data: dict) -> dict:
+        """Form values are checked against the flavours before anything is spawned."""
+        options = await maybe_future(super().run_options_from_form(form_data))
+        try:
+            validate_user_options(options, await self._profiles())
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from None
+        return options
+
     async def load_user_options(self) -> None:
+        try:
+            validate_user_options(self.user_options, await self._profiles())
+        except ValueError as e:
+            raise SpawnRefused("invalid_options", f"Invalid server options: {e}") from None
         await super().load_user_options()
-        check_resources(
-            {
-                "cpu_limit": self.cpu_limit,
-                "cpu_guarantee": self.cpu_guarantee,
-                "mem_limit": self.mem_limit,
-                "mem_guarantee": self.mem_guarantee,
-            },
-            self.resource_caps,
-        )
+        requested = {
+            "cpu_limit": self.cpu_limit,
+            "cpu_guarantee": self.cpu_guarantee,
+            "mem_limit": self.mem_limit,
+            "mem_guarantee": self.mem_guarantee,
+        }
+        try:
+            check_resources(requested, self.resource_caps)
+        except ValueError as e:
+            raise SpawnRefused("invalid_options", f"Invalid server options: {e}") from None
 
     def get_env(self) -> dict:
         env = super().get_env()
@@ -262,6 +298,10 @@ class ValeriaSpawner(KubeSpawner):
             **self._configured_csc,
             **work.container_security_context,
         }
+        if not self.working_dir:
+            home = [m for m in self.storage.mounts() if m.name == "home"]
+            if home:
+                self.working_dir = render_path(home[0].mount_path, self.user.name, profile.uid)
         pod = await super().get_pod_manifest()
         return apply_workload(pod, work.volumes, work.volume_mounts)
 

@@ -53,7 +53,11 @@ def run_demo(state_dir: Path, port: int = 8000) -> int:
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
         try:
-            await stack.start()
+            try:
+                await stack.start()
+            except OSError as e:
+                print(f"Could not start the stand-ins: {e.strerror or e}. Is another demo running?")
+                return 1
             stack.allow_redirects_to(public)
             env = stack.hub_environment(public_url=public, hub_port=8081, proxy_api_port=8001)
             env.update(persistent_secrets(state_dir / "hub" / "secrets.json"))

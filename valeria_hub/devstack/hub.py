@@ -31,6 +31,12 @@ def free_port(host: str = "127.0.0.1") -> int:
         return s.getsockname()[1]
 
 
+def notebook_command() -> str:
+    """The single-user server of the stand-in's "notebook image" (see the Makefile)."""
+    image = REPO_ROOT / ".venv-notebook" / "bin" / "jupyterhub-singleuser"
+    return str(image) if image.exists() else "jupyterhub-singleuser"
+
+
 def find_proxy() -> str | None:
     """configurable-http-proxy from PATH or the repository's local npm prefix."""
     local = REPO_ROOT / ".node" / "node_modules" / ".bin" / "configurable-http-proxy"

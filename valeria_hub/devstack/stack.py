@@ -15,12 +15,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from .hub import notebook_command
 from .keycloak import KeycloakStandIn
 from .server import StandIn
 from .vault import VaultStandIn
 
 DEMO_ROOT_TOKEN = "devstack-root-token"
 DEMO_KUBE_TOKEN = "devstack-hub-token"
+NFS_SERVER = "nfs.devstack.local"
+NFS_EXPORT = "/export"
 DEMO_PORTS = {"keycloak": 8080, "vault": 8200, "kube": 6443}
 
 
@@ -98,7 +101,25 @@ class DevStack:
                 s3_secret_key=item.s3_secret_key,
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_nfs()
         write_kubeconfig(self.kubeconfig, self.kube.url, DEMO_KUBE_TOKEN, namespace="default")
+
+    def prepare_nfs(self) -> None:
+        """Each provisioned user's home and scratch on the export, owned by their uid.
+
+        On a real NFS export these exist already (created with the account); the
+        kubelet stand-in maps the export to ``<state>/nfs/export``.
+        """
+        import os
+
+        export = self.state_dir / "nfs" / NFS_EXPORT.lstrip("/")
+        for item in self.storage:
+            for top in ("home", "scratch"):
+                path = export / top / item.username
+                path.mkdir(parents=True, exist_ok=True)
+                if os.geteuid() == 0:
+                    os.chown(path, item.uid, item.gid)
+                path.chmod(0o700)
 
     # -- in this loop -----------------------------------------------------------------
     async def start(self) -> None:
@@ -127,7 +148,7 @@ class DevStack:
         public_url: str,
         hub_port: int,
         proxy_api_port: int,
-        singleuser_cmd: str = "jupyterhub-singleuser",
+        singleuser_cmd: str | None = None,
         namespace: str = "default",
     ) -> dict[str, str]:
         """The environment that points jupyterhub_config.py at the stand-ins.
@@ -146,12 +167,12 @@ class DevStack:
             "OAUTH_CLIENT_ID": "jupyterhub",
             "OAUTH_CLIENT_SECRET": "demo-jupyterhub-secret",
             "VAULT_URL": self.vault.url or "",
-            "NFS_SERVER": "nfs.devstack.local",
-            "NFS_PATH": "/export",
+            "NFS_SERVER": NFS_SERVER,
+            "NFS_PATH": NFS_EXPORT,
             "S3_ENDPOINT_URL": "http://s3.devstack.local:9000",
             "KUBECONFIG": str(self.kubeconfig),
             "KUBERNETES_NAMESPACE": namespace,
-            "NOTEBOOK_CMD": singleuser_cmd,
+            "NOTEBOOK_CMD": singleuser_cmd or notebook_command(),
             "VALERIA_DEVSTACK": "1",
         }
 
