@@ -1,0 +1,110 @@
+"""create_app(settings): the FastAPI application of the jobs service.
+
+Every route lives under the service prefix (the hub's proxy keeps it), answers JSON
+errors as ``{"detail": ...}``, and never shows a stack trace: Kubernetes and hub
+failures become 503 with a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator
+from importlib import metadata
+
+from fastapi import FastAPI, Request
+from fastapi.responses import JSONResponse, RedirectResponse
+
+from .config import JobsServiceApp
+from .hubauth import CurrentUser, HubAPI, LoginRedirect, authorize_redirect, oauth_router
+from .kube import Kube, KubeError
+from .models import ServiceInfo, UserOut
+from .routers import cronjobs, jobs, logs, pods, profiles
+from .service import Context, ServiceError
+
+log = logging.getLogger("valeria_hub.jobs")
+
+
+def _version() -> str:
+    try:
+        return metadata.version("valeria-hub")
+    except metadata.PackageNotFoundError:
+        return "0"
+
+
+def create_app(settings: JobsServiceApp, *, kube: Kube | None = None) -> FastAPI:
+    """The app; ``kube`` may be given (tests), else it is connected at start-up."""
+    prefix = settings.prefix
+    base = prefix.rstrip("/")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        own_kube = kube is None
+        k = kube or await Kube.connect(settings.kubeconfig, settings.kube_timeout)
+        hub = HubAPI(
+            settings.hub_api_url,
+            settings.hub_api_token,
+            timeout=settings.hub_timeout,
+            cache_ttl=settings.user_cache_ttl,
+            cache_size=settings.user_cache_size,
+        )
+        app.state.hub = hub
+        app.state.ctx = Context(settings, hub, k)
+        try:
+            yield
+        finally:
+            await hub.aclose()
+            if own_kube:
+                await k.close()
+
+    app = FastAPI(
+        title="valeria-hub batch jobs",
+        version=_version(),
+        lifespan=lifespan,
+        openapi_url=None,
+        docs_url=None,
+        redoc_url=None,
+    )
+    app.state.settings = settings
+
+    @app.exception_handler(ServiceError)
+    async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
+        return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+    @app.exception_handler(KubeError)
+    async def _kube_error(request: Request, exc: KubeError) -> JSONResponse:
+        return JSONResponse({"detail": f"the cluster failed: {exc.message}"}, status_code=503)
+
+    @app.exception_handler(LoginRedirect)
+    async def _login(request: Request, exc: LoginRedirect) -> RedirectResponse:
+        return authorize_redirect(request, exc.next_url)
+
+    info = {"message": "kbatch", "service": "valeria-jobs", "version": _version()}
+
+    @app.get(prefix, response_model=ServiceInfo, tags=["service"])
+    async def root() -> dict:
+        """Service information; the only route without authentication."""
+        return info
+
+    if base:
+
+        @app.get("/", include_in_schema=False)
+        async def bare_root() -> dict:
+            return info
+
+    @app.get(base + "/authorized", response_model=UserOut, tags=["service"])
+    async def authorized(user: CurrentUser) -> dict:
+        """Whether the token may use the service (kbatch's ``configure`` calls this)."""
+        return {"name": user.name, "groups": list(user.groups)}
+
+    @app.get(base + "/openapi.json", include_in_schema=False)
+    async def openapi(user: CurrentUser) -> JSONResponse:
+        return JSONResponse(app.openapi())
+
+    app.include_router(oauth_router, prefix=base)
+    app.include_router(logs.router, prefix=base)
+    app.include_router(jobs.router, prefix=base)
+    app.include_router(cronjobs.router, prefix=base)
+    app.include_router(pods.router, prefix=base)
+    app.include_router(profiles.make_router(settings.public_profiles), prefix=base)
+    return app

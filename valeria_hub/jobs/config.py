@@ -1,0 +1,341 @@
+"""JobsServiceApp: the jobs service's configuration and its ``python -m`` entry point.
+
+Run by the hub as a managed service: the hub passes the documented service variables
+(JUPYTERHUB_API_TOKEN, JUPYTERHUB_API_URL, JUPYTERHUB_SERVICE_PREFIX,
+JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_NAME, JUPYTERHUB_CLIENT_ID,
+JUPYTERHUB_OAUTH_CALLBACK_URL, JUPYTERHUB_HOST, JUPYTERHUB_BASE_URL), which become
+trait defaults; everything else is traits, set on the command line
+(``--JobsServiceApp.namespace_mode=shared``, ``--VaultIdentity.url=...``,
+``--StorageLayout.nfs_server=...``) or in a ``--config`` file.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import urllib.parse
+from typing import Any
+
+from traitlets import (
+    Bool,
+    Dict,
+    Enum,
+    Float,
+    Instance,
+    Integer,
+    List,
+    TraitError,
+    Unicode,
+    default,
+    validate,
+)
+from traitlets.config import Application
+
+from ..storage import StorageLayout
+from ..vault import VaultIdentity
+from .naming import InvalidName, check_shared_namespace, user_namespace
+from .policy import Rules, parse_extra_env
+from .profiles import parse_profiles
+from .upload import UNPACK_SCRIPT
+
+DEFAULT_PROFILES = {
+    "small": {
+        "description": "1 CPU, 2 GiB",
+        "resources": {
+            "requests": {"cpu": "250m", "memory": "2Gi"},
+            "limits": {"cpu": "1", "memory": "2Gi"},
+        },
+    },
+    "medium": {
+        "description": "2 CPU, 8 GiB",
+        "resources": {
+            "requests": {"cpu": "1", "memory": "8Gi"},
+            "limits": {"cpu": "2", "memory": "8Gi"},
+        },
+    },
+}
+
+
+def _env(name: str, fallback: str = "") -> str:
+    return os.environ.get(name, fallback)
+
+
+class JobsServiceApp(Application):
+    """The batch jobs service (a JupyterHub service running Kubernetes Jobs)."""
+
+    name = "valeria-jobs"
+    description = __doc__
+    classes = [VaultIdentity, StorageLayout]
+    aliases = {
+        "config": "JobsServiceApp.config_file",
+        "bind-url": "JobsServiceApp.bind_url",
+        "log-level": "Application.log_level",
+    }
+
+    config_file = Unicode("", config=True, help="A Python config file (c.JobsServiceApp...).")
+
+    # -- the hub's service contract ---------------------------------------------------
+    hub_api_url = Unicode(config=True, help="The hub's API URL (JUPYTERHUB_API_URL).")
+    hub_api_token = Unicode(
+        config=True, help="The service's own hub token (JUPYTERHUB_API_TOKEN); never logged."
+    )
+    service_name = Unicode(config=True, help="The service's name (JUPYTERHUB_SERVICE_NAME).")
+    service_prefix = Unicode(
+        config=True, help="URL prefix the proxy routes to us (JUPYTERHUB_SERVICE_PREFIX)."
+    )
+    bind_url = Unicode(config=True, help="Where to listen (JUPYTERHUB_SERVICE_URL).")
+    oauth_client_id = Unicode(config=True, help="OAuth client id (JUPYTERHUB_CLIENT_ID).")
+    oauth_callback_url = Unicode(
+        config=True, help="OAuth redirect URI (JUPYTERHUB_OAUTH_CALLBACK_URL)."
+    )
+    hub_authorize_url = Unicode(
+        config=True,
+        help="The hub's OAuth authorize URL as a browser reaches it; default "
+        "JUPYTERHUB_HOST + JUPYTERHUB_BASE_URL + 'hub/api/oauth2/authorize'.",
+    )
+    hub_timeout = Float(10.0, config=True, help="Seconds allowed for each hub API call.")
+    user_cache_ttl = Float(
+        30.0, config=True, help="Seconds a token's owner is cached (failures never are)."
+    )
+    user_cache_size = Integer(1000, config=True, help="Most tokens kept in the cache.")
+    token_min_validity = Float(
+        30.0,
+        config=True,
+        help="Seconds the user's Keycloak access token must stay valid for the Vault login; "
+        "an older login gets 401 'log in to the hub again' (the hub refreshes tokens).",
+    )
+    public_profiles = Bool(
+        False,
+        config=True,
+        help="Serve GET /profiles/ without a token. The kbatch client fetches profiles "
+        "without sending its token; turn this on for `kbatch ... --profile`.",
+    )
+
+    # -- Kubernetes ----------------------------------------------------------------------
+    kubeconfig = Unicode(
+        config=True, help="kubeconfig file (default KUBECONFIG; in-cluster config when unset)."
+    )
+    kube_timeout = Float(10.0, config=True, help="Seconds allowed for each Kubernetes call.")
+    log_idle_timeout = Float(
+        300.0, config=True, help="A followed log stream ends after this many silent seconds."
+    )
+    namespace_mode = Enum(
+        ["per-user", "shared"],
+        "per-user",
+        config=True,
+        help="'per-user': one namespace per user (prefix + name + hash), created on first "
+        "use with a NetworkPolicy and a ResourceQuota; 'shared': every job in "
+        "shared_namespace, isolated by owner labels.",
+    )
+    namespace_prefix = Unicode(
+        "valeria-jobs-", config=True, help="Prefix of per-user namespaces (DNS-1123)."
+    )
+    shared_namespace = Unicode(
+        "",
+        config=True,
+        help="The namespace of 'shared' mode; default: the service's own (in-cluster or "
+        "the kubeconfig context's). System namespaces are refused.",
+    )
+    namespace_quota = Dict(
+        {
+            "requests.cpu": "16",
+            "requests.memory": "64Gi",
+            "limits.cpu": "32",
+            "limits.memory": "128Gi",
+            "count/jobs.batch": "100",
+            "count/cronjobs.batch": "20",
+        },
+        config=True,
+        help="ResourceQuota 'hard' limits of each per-user namespace.",
+    )
+    egress_allow_cidrs = List(
+        Unicode(),
+        config=True,
+        help="Private CIDRs jobs may still reach (e.g. the S3 endpoint); the rest of the "
+        "private ranges are closed by the per-user NetworkPolicy.",
+    )
+
+    # -- what jobs may be -------------------------------------------------------------------
+    profiles = Dict(
+        DEFAULT_PROFILES,
+        config=True,
+        help="Job profiles in kbatch's format: {name: {description, image, resources: "
+        "{requests, limits}, tolerations, node_affinity_required, node_selector}}.",
+    )
+    default_profile = Unicode("", config=True, help="Profile of jobs that name none.")
+    max_resources = Dict(
+        {"cpu": "8", "memory": "32Gi", "ephemeral-storage": "50Gi"},
+        config=True,
+        help="Server-side caps on any container's requests and limits.",
+    )
+    max_active_deadline_seconds = Integer(
+        24 * 3600, config=True, help="Cap (and default) of activeDeadlineSeconds."
+    )
+    default_ttl_seconds_after_finished = Integer(
+        7 * 24 * 3600, config=True, help="ttlSecondsAfterFinished when the job sets none."
+    )
+    max_ttl_seconds_after_finished = Integer(
+        30 * 24 * 3600, config=True, help="Cap of ttlSecondsAfterFinished."
+    )
+    max_backoff_limit = Integer(6, config=True, help="Cap of backoffLimit (default 0).")
+    max_parallelism = Integer(4, config=True, help="Cap of parallelism and completions.")
+    max_containers = Integer(4, config=True, help="Most containers in a job's pod.")
+    allowed_images = List(
+        Unicode(), config=True, help="Glob patterns of allowed images; empty: any image."
+    )
+    code_max_bytes = Integer(
+        1_000_000,
+        config=True,
+        help="Largest uploaded zip (decoded bytes); a ConfigMap holds at most 1 MiB.",
+    )
+    code_dir = Unicode("/code", config=True, help="Working directory the code is unpacked into.")
+    unpack_command = List(
+        Unicode(),
+        ["python3", "-c", UNPACK_SCRIPT],
+        config=True,
+        help="Init container command that unpacks the zip; ZIP and DEST are appended.",
+    )
+    unpack_image = Unicode(
+        "", config=True, help="Image of the unpacking init container; default: the job's."
+    )
+    extra_env = Dict(
+        {"JUPYTER_IMAGE": "{image}", "JUPYTER_IMAGE_SPEC": "{image}"},
+        config=True,
+        help="Extra job environment: NAME: 'template' or NAME: {value: 'template', "
+        "secret: true}; placeholders {username}, {job_name}, {image}, {namespace}. "
+        "Secret entries go through the job's Secret, never into the Job spec.",
+    )
+
+    vault = Instance(VaultIdentity)
+    storage = Instance(StorageLayout)
+
+    # -- defaults from the hub's service environment -----------------------------------------
+    @default("hub_api_url")
+    def _d_api_url(self) -> str:
+        return _env("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
+
+    @default("hub_api_token")
+    def _d_api_token(self) -> str:
+        return _env("JUPYTERHUB_API_TOKEN")
+
+    @default("service_name")
+    def _d_name(self) -> str:
+        return _env("JUPYTERHUB_SERVICE_NAME", "jobs")
+
+    @default("service_prefix")
+    def _d_prefix(self) -> str:
+        return _env("JUPYTERHUB_SERVICE_PREFIX", f"/services/{self.service_name}/")
+
+    @default("bind_url")
+    def _d_bind(self) -> str:
+        return _env("JUPYTERHUB_SERVICE_URL", "http://127.0.0.1:10101")
+
+    @default("oauth_client_id")
+    def _d_client(self) -> str:
+        return _env("JUPYTERHUB_CLIENT_ID", f"service-{self.service_name}")
+
+    @default("oauth_callback_url")
+    def _d_callback(self) -> str:
+        return _env("JUPYTERHUB_OAUTH_CALLBACK_URL", self.prefix + "oauth_callback")
+
+    @default("hub_authorize_url")
+    def _d_authorize(self) -> str:
+        host = _env("JUPYTERHUB_HOST")
+        base = _env("JUPYTERHUB_BASE_URL", "/")
+        return f"{host}{base.rstrip('/')}/hub/api/oauth2/authorize"
+
+    @default("kubeconfig")
+    def _d_kubeconfig(self) -> str:
+        return _env("KUBECONFIG")
+
+    @default("vault")
+    def _d_vault(self) -> VaultIdentity:
+        return VaultIdentity(parent=self)
+
+    @default("storage")
+    def _d_storage(self) -> StorageLayout:
+        return StorageLayout(parent=self)
+
+    @validate("namespace_prefix")
+    def _v_prefix(self, proposal: dict[str, Any]) -> str:
+        value = proposal["value"]
+        try:
+            user_namespace(value, "probe")
+        except InvalidName as e:
+            raise TraitError(str(e)) from None
+        return value
+
+    @validate("profiles")
+    def _v_profiles(self, proposal: dict[str, Any]) -> dict:
+        try:
+            parse_profiles(proposal["value"])
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+        return proposal["value"]
+
+    @validate("extra_env")
+    def _v_extra_env(self, proposal: dict[str, Any]) -> dict:
+        try:
+            parse_extra_env(proposal["value"])
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+        return proposal["value"]
+
+    # -- derived --------------------------------------------------------------------------------
+    @property
+    def prefix(self) -> str:
+        return "/" + self.service_prefix.strip("/") + "/" if self.service_prefix.strip("/") else "/"
+
+    def rules(self) -> Rules:
+        profiles = parse_profiles(self.profiles)
+        if self.default_profile and self.default_profile not in profiles:
+            raise ValueError(f"default_profile {self.default_profile!r} is not a profile")
+        return Rules(
+            profiles=profiles,
+            default_profile=self.default_profile,
+            max_resources={k: str(v) for k, v in self.max_resources.items()},
+            max_active_deadline_seconds=self.max_active_deadline_seconds,
+            default_ttl_seconds_after_finished=self.default_ttl_seconds_after_finished,
+            max_ttl_seconds_after_finished=self.max_ttl_seconds_after_finished,
+            max_backoff_limit=self.max_backoff_limit,
+            max_parallelism=self.max_parallelism,
+            max_containers=self.max_containers,
+            allowed_images=tuple(self.allowed_images),
+            code_dir=self.code_dir,
+            unpack_command=tuple(self.unpack_command),
+            unpack_image=self.unpack_image,
+        )
+
+    def namespace_for(self, username: str, fallback: str = "") -> str:
+        """The namespace of ``username``'s jobs (InvalidName if none is acceptable)."""
+        if self.namespace_mode == "per-user":
+            return user_namespace(self.namespace_prefix, username)
+        return check_shared_namespace(self.shared_namespace or fallback)
+
+    # -- running -------------------------------------------------------------------------------
+    def initialize(self, argv: list[str] | None = None) -> None:
+        self.parse_command_line(argv)
+        if self.config_file:
+            self.load_config_file(self.config_file)
+            self.parse_command_line(argv)  # the command line wins over the file
+
+    def start(self) -> None:
+        import uvicorn
+
+        from .app import create_app
+
+        url = urllib.parse.urlparse(self.bind_url)
+        self.rules()  # fail at start, not at the first request
+        if self.namespace_mode == "shared" and self.shared_namespace:
+            check_shared_namespace(self.shared_namespace)
+        uvicorn.run(
+            create_app(self),
+            host=url.hostname or "127.0.0.1",
+            port=url.port or 10101,
+            log_level=logging.getLevelName(self.log.getEffectiveLevel()).lower(),
+            proxy_headers=True,
+        )
+
+
+def main(argv: list[str] | None = None) -> None:
+    JobsServiceApp.launch_instance(argv)

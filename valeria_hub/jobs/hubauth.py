@@ -1,0 +1,279 @@
+"""Who is calling: JupyterHub tokens and the hub's OAuth flow, as a FastAPI dependency.
+
+Every route but the service root needs a hub token (``Authorization: token ...`` or
+``Bearer ...``) or the cookie set after the hub's OAuth flow. The service asks the
+hub who owns the token (``GET {api}/user``, answers cached briefly, failures not at
+all) and requires the ``access:services!service=<name>`` scope: kbatch-proxy accepted
+any hub token. Browsers without credentials are sent to the hub's authorize page.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import time
+import urllib.parse
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+import httpx
+from fastapi import APIRouter, Depends, HTTPException, Request
+from fastapi.responses import RedirectResponse
+
+
+class HubUnavailable(Exception):
+    """The hub did not answer usefully; the service answers 503."""
+
+
+@dataclass(frozen=True)
+class HubUser:
+    """The caller, as the hub describes the token's owner."""
+
+    name: str
+    groups: tuple[str, ...] = ()
+    admin: bool = False
+    scopes: frozenset[str] = frozenset()
+    token: str = field(default="", repr=False)
+
+
+def required_scope(service_name: str) -> str:
+    return f"access:services!service={service_name}"
+
+
+def has_access(scopes: frozenset[str] | set[str] | list[str], service_name: str) -> bool:
+    return "access:services" in scopes or required_scope(service_name) in scopes
+
+
+def token_from_headers(authorization: str | None) -> str | None:
+    """The token of ``Authorization: token X`` or ``Bearer X``; None otherwise."""
+    if not authorization:
+        return None
+    scheme, _, value = authorization.strip().partition(" ")
+    if scheme.lower() in ("token", "bearer") and value.strip():
+        return value.strip()
+    return None
+
+
+def safe_next(url: str | None, prefix: str) -> str:
+    """A same-service path to return to after login, never another site."""
+    if url and url.startswith(prefix) and not url.startswith("//") and "\\" not in url:
+        return url
+    return prefix
+
+
+class TokenCache:
+    """A bounded, time-limited cache of successful token look-ups (keyed by hash)."""
+
+    def __init__(self, ttl: float, size: int) -> None:
+        self.ttl, self.size = ttl, size
+        self._items: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
+
+    @staticmethod
+    def key(token: str) -> str:
+        return hashlib.sha256(token.encode()).hexdigest()
+
+    def get(self, token: str) -> dict[str, Any] | None:
+        key = self.key(token)
+        item = self._items.get(key)
+        if item is None:
+            return None
+        if item[0] < time.monotonic():
+            self._items.pop(key, None)
+            return None
+        self._items.move_to_end(key)
+        return item[1]
+
+    def put(self, token: str, model: dict[str, Any]) -> None:
+        if self.ttl <= 0 or self.size <= 0:
+            return
+        self._items[self.key(token)] = (time.monotonic() + self.ttl, model)
+        self._items.move_to_end(self.key(token))
+        while len(self._items) > self.size:
+            self._items.popitem(last=False)
+
+
+class HubAPI:
+    """Async client of the hub's REST API (every call with a timeout)."""
+
+    def __init__(
+        self,
+        api_url: str,
+        api_token: str,
+        *,
+        timeout: float = 10.0,
+        cache_ttl: float = 30.0,
+        cache_size: int = 1000,
+    ) -> None:
+        self.api_url = api_url.rstrip("/")
+        self._token = api_token
+        self.cache = TokenCache(cache_ttl, cache_size)
+        self._client = httpx.AsyncClient(timeout=timeout)
+
+    async def aclose(self) -> None:
+        await self._client.aclose()
+
+    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        try:
+            return await self._client.request(method, self.api_url + path, **kwargs)
+        except httpx.HTTPError as e:
+            raise HubUnavailable(f"the hub is unreachable ({type(e).__name__})") from None
+
+    async def user_for_token(self, token: str) -> dict[str, Any] | None:
+        """The hub's model of the token's owner (with ``scopes``); None if refused."""
+        cached = self.cache.get(token)
+        if cached is not None:
+            return cached
+        resp = await self._call("GET", "/user", headers={"Authorization": f"token {token}"})
+        if resp.status_code in (401, 403, 404):
+            return None
+        if resp.status_code != 200:
+            raise HubUnavailable(f"the hub answered HTTP {resp.status_code}")
+        model = resp.json()
+        self.cache.put(token, model)
+        return model
+
+    async def user_model(self, name: str) -> dict[str, Any]:
+        """``GET /users/NAME`` with the service's token: includes ``auth_state``."""
+        quoted = urllib.parse.quote(name, safe="")
+        resp = await self._call(
+            "GET", f"/users/{quoted}", headers={"Authorization": f"token {self._token}"}
+        )
+        if resp.status_code == 404:
+            raise HubUnavailable("the hub does not know this user (or hides it from the service)")
+        if resp.status_code != 200:
+            raise HubUnavailable(f"the hub answered HTTP {resp.status_code} for the user")
+        return resp.json()
+
+    async def exchange_code(self, code: str, client_id: str, redirect_uri: str) -> str:
+        """OAuth: the code from the hub's authorize step -> the user's token."""
+        resp = await self._call(
+            "POST",
+            "/oauth2/token",
+            data={
+                "client_id": client_id,
+                "client_secret": self._token,
+                "grant_type": "authorization_code",
+                "code": code,
+                "redirect_uri": redirect_uri,
+            },
+        )
+        if resp.status_code in (400, 401, 403):
+            raise HTTPException(403, "the hub refused the login code; start again")
+        if resp.status_code != 200:
+            raise HubUnavailable(f"the hub's token endpoint answered HTTP {resp.status_code}")
+        token = (resp.json() or {}).get("access_token")
+        if not token:
+            raise HubUnavailable("the hub's token endpoint gave no token")
+        return token
+
+
+# -- FastAPI side ---------------------------------------------------------------------------
+class LoginRedirect(Exception):
+    """Raised for browsers without credentials; the app answers with a redirect."""
+
+    def __init__(self, next_url: str) -> None:
+        self.next_url = next_url
+
+
+def cookie_names(service_name: str) -> tuple[str, str, str]:
+    return f"{service_name}-token", f"{service_name}-oauth-state", f"{service_name}-oauth-next"
+
+
+def wants_html(request: Request) -> bool:
+    return request.method == "GET" and "text/html" in request.headers.get("accept", "")
+
+
+async def current_user(request: Request) -> HubUser:
+    """The dependency on every protected route: 401, 403 or the caller."""
+    settings = request.app.state.settings
+    hub: HubAPI = request.app.state.hub
+    token_cookie = cookie_names(settings.service_name)[0]
+    token = token_from_headers(request.headers.get("authorization"))
+    from_cookie = False
+    if token is None and request.cookies.get(token_cookie):
+        token, from_cookie = request.cookies[token_cookie], True
+    if token is None:
+        if wants_html(request):
+            raise LoginRedirect(str(request.url.path))
+        raise HTTPException(
+            401,
+            "a JupyterHub API token is required (Authorization: token ...)",
+            headers={"WWW-Authenticate": "token"},
+        )
+    try:
+        model = await hub.user_for_token(token)
+    except HubUnavailable as e:
+        raise HTTPException(503, f"cannot check the token: {e}") from None
+    if model is None:
+        if from_cookie and wants_html(request):
+            raise LoginRedirect(str(request.url.path))
+        raise HTTPException(401, "the token is invalid or has expired; log in to the hub again")
+    if model.get("kind", "user") != "user":
+        raise HTTPException(403, "only user tokens may use the jobs service")
+    scopes = frozenset(model.get("scopes") or ())
+    if not has_access(scopes, settings.service_name):
+        raise HTTPException(
+            403,
+            f"the token lacks the {required_scope(settings.service_name)!r} scope",
+        )
+    return HubUser(
+        name=model["name"],
+        groups=tuple(model.get("groups") or ()),
+        admin=bool(model.get("admin")),
+        scopes=scopes,
+        token=token,
+    )
+
+
+def authorize_redirect(request: Request, next_url: str) -> RedirectResponse:
+    """Send a browser to the hub's authorize URL, remembering state and where to return."""
+    settings = request.app.state.settings
+    _, state_cookie, next_cookie = cookie_names(settings.service_name)
+    state = secrets.token_urlsafe(24)
+    query = urllib.parse.urlencode(
+        {
+            "client_id": settings.oauth_client_id,
+            "redirect_uri": settings.oauth_callback_url,
+            "response_type": "code",
+            "state": state,
+        }
+    )
+    resp = RedirectResponse(f"{settings.hub_authorize_url}?{query}", status_code=302)
+    secure = request.url.scheme == "https"
+    prefix = settings.prefix
+    for name, value in ((state_cookie, state), (next_cookie, safe_next(next_url, prefix))):
+        resp.set_cookie(
+            name, value, max_age=600, path=prefix, httponly=True, secure=secure, samesite="lax"
+        )
+    return resp
+
+
+oauth_router = APIRouter(tags=["auth"])
+
+
+@oauth_router.get("/oauth_callback", include_in_schema=False)
+async def oauth_callback(request: Request, code: str = "", state: str = "") -> RedirectResponse:
+    """The hub sends the browser here with a code; we check state and set our cookie."""
+    settings = request.app.state.settings
+    token_cookie, state_cookie, next_cookie = cookie_names(settings.service_name)
+    expected = request.cookies.get(state_cookie, "")
+    if not code or not state or not expected or not secrets.compare_digest(state, expected):
+        raise HTTPException(400, "OAuth state mismatch: start the login again")
+    hub: HubAPI = request.app.state.hub
+    try:
+        token = await hub.exchange_code(code, settings.oauth_client_id, settings.oauth_callback_url)
+    except HubUnavailable as e:
+        raise HTTPException(503, f"cannot complete the login: {e}") from None
+    target = safe_next(request.cookies.get(next_cookie), settings.prefix)
+    resp = RedirectResponse(target, status_code=302)
+    secure = request.url.scheme == "https"
+    resp.set_cookie(
+        token_cookie, token, path=settings.prefix, httponly=True, secure=secure, samesite="lax"
+    )
+    resp.delete_cookie(state_cookie, path=settings.prefix)
+    resp.delete_cookie(next_cookie, path=settings.prefix)
+    return resp
+
+
+CurrentUser = Annotated[HubUser, Depends(current_user)]

@@ -1,0 +1,240 @@
+"""The Kubernetes edge: kubernetes_asyncio calls with timeouts, errors as KubeError.
+
+Answers are returned as the Python client's ``to_dict()`` shapes (snake_case), which
+is what kbatch reads; callers check ownership on those dicts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+from kubernetes_asyncio import client, config
+from kubernetes_asyncio.client.rest import ApiException
+
+from .shapes import iso_datetimes
+
+IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
+
+
+class KubeError(Exception):
+    """A failed Kubernetes call: the API's status (0 when unreachable) and its message."""
+
+    def __init__(self, status: int, message: str, reason: str = "") -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+        self.reason = reason
+
+
+def _error(e: ApiException) -> KubeError:
+    message, reason = e.reason or "error", ""
+    try:
+        body = json.loads(e.body or "{}")
+        message = body.get("message") or message
+        reason = body.get("reason") or ""
+    except (ValueError, TypeError, AttributeError):
+        pass
+    return KubeError(e.status or 0, str(message), reason)
+
+
+def _default_kubeconfig() -> str:
+    return os.path.expanduser("~/.kube/config")
+
+
+def _incluster_namespace() -> str | None:
+    try:
+        return IN_CLUSTER_NAMESPACE.read_text().strip() or None
+    except OSError:
+        return None
+
+
+class Kube:
+    """Typed API objects over one ApiClient; every call carries ``timeout``."""
+
+    def __init__(self, api_client: client.ApiClient, timeout: float = 10.0) -> None:
+        self.api_client = api_client
+        self.timeout = timeout
+        self.core = client.CoreV1Api(api_client)
+        self.batch = client.BatchV1Api(api_client)
+        self.net = client.NetworkingV1Api(api_client)
+        self.default_namespace = "default"
+
+    @classmethod
+    async def connect(cls, kubeconfig: str = "", timeout: float = 10.0) -> Kube:
+        """From a kubeconfig file, else from the in-cluster service account."""
+        cfg = client.Configuration()
+        namespace = None
+        if kubeconfig or not os.environ.get("KUBERNETES_SERVICE_HOST"):
+            path = kubeconfig or _default_kubeconfig()
+            loader = await config.load_kube_config(
+                config_file=path, client_configuration=cfg, persist_config=False
+            )
+            namespace = (loader.current_context or {}).get("context", {}).get("namespace")
+        else:
+            config.load_incluster_config(client_configuration=cfg)
+            namespace = _incluster_namespace()
+        kube = cls(client.ApiClient(configuration=cfg), timeout)
+        kube.default_namespace = namespace or "default"
+        return kube
+
+    async def close(self) -> None:
+        await self.api_client.close()
+
+    async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        try:
+            return await fn(*args, _request_timeout=self.timeout, **kwargs)
+        except ApiException as e:
+            raise _error(e) from None
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise KubeError(0, f"the Kubernetes API is unreachable ({type(e).__name__})") from None
+
+    # -- namespaces -------------------------------------------------------------------
+    async def read_namespace(self, name: str) -> dict[str, Any] | None:
+        try:
+            return iso_datetimes((await self._call(self.core.read_namespace, name)).to_dict())
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def create_namespace(self, body: dict[str, Any]) -> None:
+        await self._call(self.core.create_namespace, body)
+
+    async def create_if_missing(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
+        fn = {
+            "NetworkPolicy": self.net.create_namespaced_network_policy,
+            "ResourceQuota": self.core.create_namespaced_resource_quota,
+        }[kind]
+        try:
+            await self._call(fn, namespace, body)
+        except KubeError as e:
+            if e.status != 409:
+                raise
+
+    # -- secrets and config maps -----------------------------------------------------------
+    async def create_secret(self, namespace: str, body: dict[str, Any]) -> None:
+        await self._call(self.core.create_namespaced_secret, namespace, body)
+
+    async def create_configmap(self, namespace: str, body: dict[str, Any]) -> None:
+        await self._call(self.core.create_namespaced_config_map, namespace, body)
+
+    async def set_owner(self, kind: str, namespace: str, name: str, owner: dict) -> None:
+        fn = {
+            "Secret": self.core.patch_namespaced_secret,
+            "ConfigMap": self.core.patch_namespaced_config_map,
+        }[kind]
+        await self._call(fn, name, namespace, {"metadata": {"ownerReferences": [owner]}})
+
+    async def delete(self, kind: str, namespace: str, name: str) -> None:
+        """Delete, background propagation; a missing object is fine."""
+        fn = {
+            "Secret": self.core.delete_namespaced_secret,
+            "ConfigMap": self.core.delete_namespaced_config_map,
+            "Job": self.batch.delete_namespaced_job,
+            "CronJob": self.batch.delete_namespaced_cron_job,
+        }[kind]
+        try:
+            await self._call(fn, name, namespace, propagation_policy="Background")
+        except KubeError as e:
+            if e.status != 404:
+                raise
+
+    # -- jobs and cron jobs ------------------------------------------------------------------
+    async def create_workload(self, kind: str, namespace: str, body: dict) -> dict[str, Any]:
+        fn = (
+            self.batch.create_namespaced_job
+            if kind == "Job"
+            else self.batch.create_namespaced_cron_job
+        )
+        return iso_datetimes((await self._call(fn, namespace, body)).to_dict())
+
+    async def read_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
+        fn = (
+            self.batch.read_namespaced_job if kind == "Job" else self.batch.read_namespaced_cron_job
+        )
+        try:
+            return iso_datetimes((await self._call(fn, name, namespace)).to_dict())
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def list_workloads(self, kind: str, namespace: str, selector: str) -> dict[str, Any]:
+        fn = (
+            self.batch.list_namespaced_job if kind == "Job" else self.batch.list_namespaced_cron_job
+        )
+        return iso_datetimes((await self._call(fn, namespace, label_selector=selector)).to_dict())
+
+    async def delete_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
+        fn = (
+            self.batch.delete_namespaced_job
+            if kind == "Job"
+            else self.batch.delete_namespaced_cron_job
+        )
+        result = await self._call(fn, name, namespace, propagation_policy="Background")
+        return iso_datetimes(result.to_dict()) if hasattr(result, "to_dict") else {}
+
+    # -- pods and logs ------------------------------------------------------------------------
+    async def list_pods(self, namespace: str, selector: str) -> dict[str, Any]:
+        pods = await self._call(self.core.list_namespaced_pod, namespace, label_selector=selector)
+        return iso_datetimes(pods.to_dict())
+
+    async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
+        try:
+            return iso_datetimes(
+                (await self._call(self.core.read_namespaced_pod, name, namespace)).to_dict()
+            )
+        except KubeError as e:
+            if e.status == 404:
+                return None
+            raise
+
+    async def read_log(self, namespace: str, pod: str, container: str) -> str:
+        return await self._call(
+            self.core.read_namespaced_pod_log, pod, namespace, container=container
+        )
+
+    async def open_log_stream(
+        self, namespace: str, pod: str, container: str, idle_timeout: float
+    ) -> AsyncIterator[bytes]:
+        """Follow a log; errors before the first byte raise KubeError, here and now."""
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=idle_timeout
+        )
+        try:
+            resp = await self.core.read_namespaced_pod_log(
+                pod,
+                namespace,
+                container=container,
+                follow=True,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise KubeError(0, f"the Kubernetes API is unreachable ({type(e).__name__})") from None
+        if not 200 <= resp.status <= 299:
+            body = await resp.text()
+            resp.release()
+            raise _error_from_body(resp.status, body or "{}")
+        return _chunks(resp)
+
+
+def _error_from_body(status: int, body: str) -> KubeError:
+    e = ApiException(status=status, reason="")
+    e.body = body
+    return _error(e)
+
+
+async def _chunks(resp: Any) -> AsyncIterator[bytes]:
+    try:
+        async for chunk in resp.content.iter_any():
+            yield chunk
+    except (TimeoutError, aiohttp.ClientError):
+        pass  # the stream ends where the connection does
+    finally:
+        resp.release()

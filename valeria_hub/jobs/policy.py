@@ -1,0 +1,754 @@
+"""What a submitted job may contain, and the hardened manifest built from it. Pure.
+
+The submitted spec is read through an allow-list: every field is either allowed
+(and checked), set by the platform (refused when the user tries to set it), or
+unknown (refused). Errors name the field (``spec.template.spec.hostNetwork: ...``).
+The platform then builds the Job (or CronJob) itself: the user's uid and gid from
+Vault, never root, no privilege escalation, all capabilities dropped, seccomp
+RuntimeDefault, no service account token, the S3 keys through the job's own Secret,
+NFS mounts from StorageLayout, resources from a profile under server-side caps, a
+capped deadline, backoffLimit 0 and a TTL by default, owner labels everywhere.
+
+Both shapes of a spec are accepted: the API's camelCase JSON, and the snake_case
+dicts that the kubernetes client's ``to_dict()`` gives (what the kbatch client sends,
+None-valued fields included).
+"""
+
+from __future__ import annotations
+
+import base64
+import copy
+import fnmatch
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..storage import Workload, s3_secret_manifest
+from ..vault import UserProfile
+from .naming import (
+    MAX_CRONJOB_NAME,
+    MAX_JOB_NAME,
+    InvalidName,
+    check_object_name,
+    owner_label,
+)
+from .profiles import JobProfile
+from .quantity import parse_quantity
+from .shapes import normalize, prune
+from .upload import UNPACK_SCRIPT
+
+OWNER_LABEL = "valeria.io/owner"
+USERNAME_ANNOTATION = "valeria.io/username"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "valeria-jobs"}
+RESERVED_PREFIXES = ("valeria.io/", "kubernetes.io/", "k8s.io/", "batch.kubernetes.io/")
+RESERVED_KEYS = {"job-name", "controller-uid", "app.kubernetes.io/managed-by"}
+ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
+BASE_RESOURCES = {"cpu", "memory", "ephemeral-storage"}
+CODE_ZIP_DIR = "/valeria-code-zip"
+
+
+class PolicyError(ValueError):
+    """A refused spec: ``field`` is the dotted path, the message says why."""
+
+    def __init__(self, field: str, reason: str) -> None:
+        super().__init__(f"{field}: {reason}")
+        self.field = field
+        self.reason = reason
+
+
+# -- the operator's rules ------------------------------------------------------------------
+@dataclass(frozen=True)
+class Rules:
+    """Server-side limits and defaults (filled from JobsServiceApp's traits)."""
+
+    profiles: dict[str, JobProfile] = field(default_factory=dict)
+    default_profile: str = ""
+    max_resources: dict[str, str] = field(
+        default_factory=lambda: {"cpu": "8", "memory": "32Gi", "ephemeral-storage": "50Gi"}
+    )
+    max_active_deadline_seconds: int = 24 * 3600
+    default_ttl_seconds_after_finished: int = 7 * 24 * 3600
+    max_ttl_seconds_after_finished: int = 30 * 24 * 3600
+    max_backoff_limit: int = 6
+    max_parallelism: int = 4
+    max_containers: int = 4
+    allowed_images: tuple[str, ...] = ()
+    code_dir: str = "/code"
+    unpack_command: tuple[str, ...] = ("python3", "-c", UNPACK_SCRIPT)
+    unpack_image: str = ""
+
+    def profile(self, name: str | None) -> JobProfile:
+        if name is None:
+            name = self.default_profile or next(iter(self.profiles), "")
+        if not name and not self.profiles:
+            return JobProfile("default")
+        if name not in self.profiles:
+            raise PolicyError("profile", f"unknown profile {name!r}; see GET /profiles/")
+        return self.profiles[name]
+
+
+# -- small checks -------------------------------------------------------------------------
+def _refuse_unknown(obj: dict[str, Any], allowed: set[str], where: str, why: dict) -> None:
+    for key in obj:
+        if key not in allowed:
+            reason = why.get(key, "not an allowed field")
+            raise PolicyError(f"{where}.{key}" if where else key, reason)
+
+
+def _mapping(value: Any, where: str) -> dict[str, Any]:
+    if not isinstance(value, dict):
+        raise PolicyError(where, "must be an object")
+    return value
+
+
+def _int(value: Any, where: str, low: int, high: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise PolicyError(where, "must be an integer")
+    if not low <= value <= high:
+        raise PolicyError(where, f"must be between {low} and {high}")
+    return value
+
+
+def _strings(value: Any, where: str) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise PolicyError(where, "must be a list of strings")
+    return list(value)
+
+
+def _only(value: Any, allowed: Any, where: str, reason: str) -> None:
+    if value != allowed:
+        raise PolicyError(where, reason)
+
+
+def _user_map(value: Any, where: str) -> dict[str, str]:
+    value = _mapping(value, where)
+    out = {}
+    for key, v in value.items():
+        if key in RESERVED_KEYS or str(key).startswith(RESERVED_PREFIXES):
+            raise PolicyError(f"{where}.{key}", "reserved for the platform")
+        if not isinstance(v, str):
+            raise PolicyError(f"{where}.{key}", "must be a string")
+        out[str(key)] = v
+    return out
+
+
+SET_BY_PLATFORM = "set by the platform from your identity"
+POD_WHY = {
+    "hostNetwork": "host namespaces are not allowed",
+    "hostPID": "host namespaces are not allowed",
+    "hostIPC": "host namespaces are not allowed",
+    "nodeName": "jobs are placed by the scheduler, not by name",
+    "volumes": "only the platform's volumes (home, scratch, code) are mounted",
+    "initContainers": "only the platform adds init containers",
+    "imagePullSecrets": "image pull secrets are set by the platform",
+    "serviceAccountName": "jobs run without a service account",
+    "serviceAccount": "jobs run without a service account",
+    "automountServiceAccountToken": "jobs never get a service account token",
+    "priorityClassName": "priority is set by the platform",
+    "runtimeClassName": "the runtime is set by the platform",
+    "ephemeralContainers": "not allowed",
+    "shareProcessNamespace": "not allowed",
+    "hostAliases": "not allowed",
+}
+CONTAINER_WHY = {
+    "volumeMounts": "only the platform's volumes are mounted",
+    "envFrom": "environment may not be read from Secrets or ConfigMaps",
+    "ports": "batch jobs do not expose ports",
+    "volumeDevices": "not allowed",
+}
+
+
+# -- the checked submission -------------------------------------------------------------------
+@dataclass(frozen=True)
+class CheckedJob:
+    """What survived the checks: enough to build the hardened manifest."""
+
+    kind: str
+    name: str | None
+    generate_name: str | None
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    template_labels: dict[str, str]
+    template_annotations: dict[str, str]
+    job_spec: dict[str, Any]
+    cron_spec: dict[str, Any]
+    pod: dict[str, Any]
+    containers: list[dict[str, Any]]
+    profile: JobProfile
+    job_template_labels: dict[str, str] = field(default_factory=dict)
+    job_template_annotations: dict[str, str] = field(default_factory=dict)
+
+
+def check_resources(raw: Any, where: str, profile: JobProfile, rules: Rules) -> dict:
+    """The container's resources: the profile's, overridden by the user's, under the caps."""
+    raw = _mapping(raw or {}, where)
+    _refuse_unknown(raw, {"requests", "limits"}, where, {"claims": "not allowed"})
+    allowed_keys = BASE_RESOURCES | set(profile.requests) | set(profile.limits)
+    result: dict[str, dict[str, str]] = {
+        "requests": dict(profile.requests),
+        "limits": dict(profile.limits),
+    }
+    for section in ("requests", "limits"):
+        for key, value in _mapping(raw.get(section) or {}, f"{where}.{section}").items():
+            here = f"{where}.{section}.{key}"
+            if key not in allowed_keys:
+                raise PolicyError(here, f"resource {key!r} is not offered by the profile")
+            try:
+                parse_quantity(value)
+            except ValueError as e:
+                raise PolicyError(here, str(e)) from None
+            result[section][key] = str(value)
+    for section, values in result.items():
+        for key, value in values.items():
+            here = f"{where}.{section}.{key}"
+            cap = rules.max_resources.get(key)
+            if cap is None and key not in BASE_RESOURCES:
+                cap = profile.limits.get(key) or profile.requests.get(key)
+            if cap is not None and parse_quantity(value) > parse_quantity(cap):
+                raise PolicyError(here, f"{value} exceeds the limit of {cap}")
+    for key, value in result["requests"].items():
+        limit = result["limits"].get(key)
+        if limit is not None and parse_quantity(value) > parse_quantity(limit):
+            raise PolicyError(f"{where}.requests.{key}", f"{value} is above the limit {limit}")
+    return prune(result)
+
+
+def check_security_context(raw: Any, where: str, *, pod: bool) -> bool:
+    """Refuse anything that escalates or picks an identity; True = readOnlyRootFilesystem."""
+    raw = _mapping(raw or {}, where)
+    identity = {"runAsUser", "runAsGroup", "fsGroup", "supplementalGroups"}
+    for key, value in raw.items():
+        here = f"{where}.{key}"
+        if key in identity:
+            raise PolicyError(here, SET_BY_PLATFORM)
+        if key == "runAsNonRoot":
+            _only(value, True, here, "jobs never run as root")
+        elif key == "seccompProfile":
+            _only(prune(value), {"type": "RuntimeDefault"}, here, "only RuntimeDefault is allowed")
+        elif key == "allowPrivilegeEscalation" and not pod:
+            _only(value, False, here, "privilege escalation is not allowed")
+        elif key == "privileged" and not pod:
+            _only(value, False, here, "privileged containers are not allowed")
+        elif key == "capabilities" and not pod:
+            caps = _mapping(value, here)
+            _refuse_unknown(caps, {"drop"}, here, {"add": "adding capabilities is not allowed"})
+        elif key == "readOnlyRootFilesystem" and not pod:
+            if not isinstance(value, bool):
+                raise PolicyError(here, "must be true or false")
+        else:
+            raise PolicyError(here, "not allowed")
+    return bool(raw.get("readOnlyRootFilesystem"))
+
+
+def check_env(raw: Any, where: str) -> list[dict[str, Any]]:
+    if not isinstance(raw, list):
+        raise PolicyError(where, "must be a list")
+    out = []
+    for i, item in enumerate(raw):
+        here = f"{where}[{i}]"
+        item = _mapping(item, here)
+        _refuse_unknown(item, {"name", "value", "valueFrom"}, here, {})
+        name = item.get("name")
+        if not isinstance(name, str) or not ENV_NAME.match(name):
+            raise PolicyError(f"{here}.name", "must be a valid environment variable name")
+        if "valueFrom" in item:
+            source = _mapping(item["valueFrom"], f"{here}.valueFrom")
+            why = {
+                "secretKeyRef": "jobs may not read Secrets; the platform provides your S3 keys",
+                "configMapKeyRef": "jobs may not read ConfigMaps",
+            }
+            _refuse_unknown(source, {"fieldRef", "resourceFieldRef"}, f"{here}.valueFrom", why)
+            out.append({"name": name, "valueFrom": copy.deepcopy(source)})
+        else:
+            value = item.get("value", "")
+            if not isinstance(value, str):
+                raise PolicyError(f"{here}.value", "must be a string")
+            out.append({"name": name, "value": value})
+    return out
+
+
+def check_image(image: Any, where: str, rules: Rules) -> str:
+    if not isinstance(image, str) or not image.strip():
+        raise PolicyError(where, "an image is required (or a profile with an image)")
+    if rules.allowed_images and not any(fnmatch.fnmatch(image, p) for p in rules.allowed_images):
+        raise PolicyError(where, f"image {image!r} is not in the list of allowed images")
+    return image
+
+
+def check_path(value: Any, where: str) -> str:
+    if not isinstance(value, str) or not value.startswith("/") or ".." in value.split("/"):
+        raise PolicyError(where, "must be an absolute path without '..'")
+    return value
+
+
+CONTAINER_KEYS = {"name", "image", "imagePullPolicy", "command", "args", "env", "workingDir"}
+CONTAINER_KEYS |= {"resources", "securityContext", "terminationMessagePolicy"}
+
+
+def check_container(raw: Any, where: str, profile: JobProfile, rules: Rules) -> dict[str, Any]:
+    raw = _mapping(raw, where)
+    for key in ("stdin", "stdinOnce", "tty"):
+        if raw.get(key) is False:
+            raw = {k: v for k, v in raw.items() if k != key}
+    _refuse_unknown(raw, CONTAINER_KEYS, where, CONTAINER_WHY)
+    name = raw.get("name", "job")
+    try:
+        check_object_name(name, 63, "container name")
+    except InvalidName as e:
+        raise PolicyError(f"{where}.name", str(e)) from None
+    out: dict[str, Any] = {
+        "name": name,
+        "image": check_image(raw.get("image") or profile.image, f"{where}.image", rules),
+    }
+    if "imagePullPolicy" in raw:
+        if raw["imagePullPolicy"] not in ("Always", "IfNotPresent", "Never"):
+            raise PolicyError(f"{where}.imagePullPolicy", "must be Always, IfNotPresent or Never")
+        out["imagePullPolicy"] = raw["imagePullPolicy"]
+    if "terminationMessagePolicy" in raw:
+        if raw["terminationMessagePolicy"] not in ("File", "FallbackToLogsOnError"):
+            raise PolicyError(
+                f"{where}.terminationMessagePolicy", "must be File or FallbackToLogsOnError"
+            )
+        out["terminationMessagePolicy"] = raw["terminationMessagePolicy"]
+    for key in ("command", "args"):
+        if key in raw:
+            out[key] = _strings(raw[key], f"{where}.{key}")
+    if not out.get("command") and not out.get("args"):
+        raise PolicyError(f"{where}.command", "a command (or args) is required")
+    if "workingDir" in raw:
+        out["workingDir"] = check_path(raw["workingDir"], f"{where}.workingDir")
+    out["env"] = check_env(raw.get("env") or [], f"{where}.env")
+    out["resources"] = check_resources(raw.get("resources"), f"{where}.resources", profile, rules)
+    out["readOnlyRootFilesystem"] = check_security_context(
+        raw.get("securityContext"), f"{where}.securityContext", pod=False
+    )
+    return out
+
+
+POD_KEYS = {"containers", "restartPolicy", "terminationGracePeriodSeconds", "securityContext"}
+POD_KEYS |= {"tolerations", "affinity", "nodeSelector", "enableServiceLinks"}
+FALSE_ONLY = ("hostNetwork", "hostPID", "hostIPC", "shareProcessNamespace")
+FALSE_ONLY += ("automountServiceAccountToken",)
+
+
+def check_pod_spec(raw: Any, where: str, profile: JobProfile, rules: Rules) -> tuple[dict, list]:
+    raw = dict(_mapping(raw, where))
+    for key in FALSE_ONLY:
+        if key in raw:
+            _only(raw.pop(key), False, f"{where}.{key}", POD_WHY[key])
+    for key in ("volumes", "initContainers", "imagePullSecrets", "ephemeralContainers"):
+        if raw.get(key) == []:
+            raw.pop(key)
+    if raw.get("serviceAccountName") in ("", "default") and "serviceAccount" not in raw:
+        raw.pop("serviceAccountName")
+    _refuse_unknown(raw, POD_KEYS, where, POD_WHY)
+    placement = prune({k: raw.get(k) for k in ("nodeSelector", "tolerations", "affinity")})
+    if placement and placement != profile.placement():
+        key = next(iter(placement))
+        raise PolicyError(
+            f"{where}.{key}",
+            f"node placement comes from the profile ({profile.name!r}); choose a profile instead",
+        )
+    pod: dict[str, Any] = {"restartPolicy": raw.get("restartPolicy", "Never")}
+    if pod["restartPolicy"] not in ("Never", "OnFailure"):
+        raise PolicyError(f"{where}.restartPolicy", "must be Never or OnFailure")
+    if "terminationGracePeriodSeconds" in raw:
+        pod["terminationGracePeriodSeconds"] = _int(
+            raw["terminationGracePeriodSeconds"], f"{where}.terminationGracePeriodSeconds", 0, 300
+        )
+    if "enableServiceLinks" in raw:
+        _only(raw["enableServiceLinks"], False, f"{where}.enableServiceLinks", "not allowed")
+    check_security_context(raw.get("securityContext"), f"{where}.securityContext", pod=True)
+    containers = raw.get("containers")
+    if not isinstance(containers, list) or not containers:
+        raise PolicyError(f"{where}.containers", "at least one container is required")
+    if len(containers) > rules.max_containers:
+        raise PolicyError(f"{where}.containers", f"at most {rules.max_containers} containers")
+    checked = [
+        check_container(c, f"{where}.containers[{i}]", profile, rules)
+        for i, c in enumerate(containers)
+    ]
+    names = [c["name"] for c in checked]
+    if len(set(names)) != len(names):
+        raise PolicyError(f"{where}.containers", "container names must be unique")
+    return pod, checked
+
+
+def check_metadata(raw: Any, where: str, namespace: str, *, top: bool) -> dict[str, Any]:
+    raw = _mapping(raw or {}, where)
+    allowed = {"name", "generateName", "labels", "annotations", "namespace"}
+    _refuse_unknown(raw, allowed, where, {"ownerReferences": "set by the platform"})
+    if raw.get("namespace") not in (None, namespace):
+        raise PolicyError(f"{where}.namespace", "the service chooses the namespace")
+    out = {
+        "labels": _user_map(raw.get("labels") or {}, f"{where}.labels"),
+        "annotations": _user_map(raw.get("annotations") or {}, f"{where}.annotations"),
+    }
+    if top:
+        out["name"] = raw.get("name")
+        out["generateName"] = raw.get("generateName")
+    return out
+
+
+JOB_SPEC_KEYS = {"template", "backoffLimit", "activeDeadlineSeconds", "ttlSecondsAfterFinished"}
+JOB_SPEC_KEYS |= {"completions", "parallelism"}
+JOB_SPEC_WHY = {
+    "selector": "set by the API server",
+    "manualSelector": "not allowed",
+    "podFailurePolicy": "not allowed",
+}
+
+
+def check_job_spec(
+    raw: Any, where: str, namespace: str, profile: JobProfile, rules: Rules
+) -> tuple[dict, dict, list, dict]:
+    raw = _mapping(raw, where)
+    _refuse_unknown(raw, JOB_SPEC_KEYS, where, JOB_SPEC_WHY)
+    spec = {
+        "backoffLimit": _int(
+            raw.get("backoffLimit", 0), f"{where}.backoffLimit", 0, rules.max_backoff_limit
+        ),
+        "activeDeadlineSeconds": _int(
+            raw.get("activeDeadlineSeconds", rules.max_active_deadline_seconds),
+            f"{where}.activeDeadlineSeconds",
+            1,
+            rules.max_active_deadline_seconds,
+        ),
+        "ttlSecondsAfterFinished": _int(
+            raw.get("ttlSecondsAfterFinished", rules.default_ttl_seconds_after_finished),
+            f"{where}.ttlSecondsAfterFinished",
+            0,
+            rules.max_ttl_seconds_after_finished,
+        ),
+    }
+    for key in ("completions", "parallelism"):
+        if key in raw:
+            spec[key] = _int(raw[key], f"{where}.{key}", 1, rules.max_parallelism)
+    template = _mapping(raw.get("template"), f"{where}.template")
+    _refuse_unknown(template, {"metadata", "spec"}, f"{where}.template", {})
+    tmeta = check_metadata(
+        template.get("metadata"), f"{where}.template.metadata", namespace, top=False
+    )
+    pod, containers = check_pod_spec(template.get("spec"), f"{where}.template.spec", profile, rules)
+    return spec, tmeta, containers, pod
+
+
+CRON_KEYS = {"schedule", "jobTemplate", "concurrencyPolicy", "startingDeadlineSeconds", "suspend"}
+CRON_KEYS |= {"successfulJobsHistoryLimit", "failedJobsHistoryLimit", "timeZone"}
+
+
+def check_cron_spec(raw: Any, where: str) -> dict[str, Any]:
+    raw = _mapping(raw, where)
+    _refuse_unknown(raw, CRON_KEYS, where, {})
+    schedule = raw.get("schedule")
+    if not isinstance(schedule, str) or not (
+        schedule.startswith("@") or len(schedule.split()) == 5
+    ):
+        raise PolicyError(f"{where}.schedule", "must be a cron schedule such as '0 3 * * *'")
+    out: dict[str, Any] = {"schedule": schedule}
+    out["concurrencyPolicy"] = raw.get("concurrencyPolicy", "Forbid")
+    if out["concurrencyPolicy"] not in ("Allow", "Forbid", "Replace"):
+        raise PolicyError(f"{where}.concurrencyPolicy", "must be Allow, Forbid or Replace")
+    if "startingDeadlineSeconds" in raw:
+        out["startingDeadlineSeconds"] = _int(
+            raw["startingDeadlineSeconds"], f"{where}.startingDeadlineSeconds", 0, 24 * 3600
+        )
+    if "suspend" in raw:
+        if not isinstance(raw["suspend"], bool):
+            raise PolicyError(f"{where}.suspend", "must be true or false")
+        out["suspend"] = raw["suspend"]
+    for key in ("successfulJobsHistoryLimit", "failedJobsHistoryLimit"):
+        if key in raw:
+            out[key] = _int(raw[key], f"{where}.{key}", 0, 10)
+    if "timeZone" in raw:
+        if not isinstance(raw["timeZone"], str):
+            raise PolicyError(f"{where}.timeZone", "must be a string")
+        out["timeZone"] = raw["timeZone"]
+    return out
+
+
+def infer_profile(raw_pod_spec: Any, rules: Rules) -> str | None:
+    """The profile whose placement a submitted spec carries (kbatch merges it in)."""
+    if not isinstance(raw_pod_spec, dict):
+        return None
+    placement = prune({k: raw_pod_spec.get(k) for k in ("nodeSelector", "tolerations", "affinity")})
+    if not placement:
+        return None
+    for name, profile in rules.profiles.items():
+        if profile.placement() == placement:
+            return name
+    return None
+
+
+def check_submission(
+    job: Any, kind: str, rules: Rules, namespace: str, profile_name: str | None = None
+) -> CheckedJob:
+    """Check a submitted Job or CronJob; PolicyError names the first refused field."""
+    if kind not in ("Job", "CronJob"):
+        raise ValueError(kind)
+    raw = normalize(_mapping(job, "job"))
+    _refuse_unknown(raw, {"apiVersion", "kind", "metadata", "spec"}, "", {"status": "read-only"})
+    _only(raw.get("apiVersion", "batch/v1"), "batch/v1", "apiVersion", "must be batch/v1")
+    _only(raw.get("kind", kind), kind, "kind", f"must be {kind}")
+    meta = check_metadata(raw.get("metadata"), "metadata", namespace, top=True)
+    spec = _mapping(raw.get("spec"), "spec")
+    cron: dict[str, Any] = {}
+    job_spec_raw, job_spec_where = spec, "spec"
+    job_template_meta: dict[str, Any] = {"labels": {}, "annotations": {}}
+    if kind == "CronJob":
+        cron = check_cron_spec({k: v for k, v in spec.items() if k != "jobTemplate"}, "spec")
+        jt = _mapping(spec.get("jobTemplate"), "spec.jobTemplate")
+        _refuse_unknown(jt, {"metadata", "spec"}, "spec.jobTemplate", {})
+        job_template_meta = check_metadata(
+            jt.get("metadata"), "spec.jobTemplate.metadata", namespace, top=False
+        )
+        job_spec_raw, job_spec_where = jt.get("spec"), "spec.jobTemplate.spec"
+    pod_raw = (
+        (((job_spec_raw or {}).get("template") or {}).get("spec"))
+        if isinstance(job_spec_raw, dict)
+        else None
+    )
+    profile = rules.profile(profile_name or infer_profile(pod_raw, rules))
+    job_spec, tmeta, containers, pod = check_job_spec(
+        job_spec_raw, job_spec_where, namespace, profile, rules
+    )
+    name, generate = meta.get("name"), meta.get("generateName")
+    limit = MAX_CRONJOB_NAME if kind == "CronJob" else MAX_JOB_NAME
+    try:
+        if name is not None:
+            check_object_name(name, limit, "metadata.name")
+        elif generate is not None:
+            if not isinstance(generate, str) or not generate:
+                raise InvalidName("metadata.generateName must be a non-empty string")
+        else:
+            raise InvalidName("metadata.name or metadata.generateName is required")
+    except InvalidName as e:
+        raise PolicyError("metadata.name", str(e)) from None
+    return CheckedJob(
+        kind=kind,
+        name=name,
+        generate_name=generate,
+        labels=meta["labels"],
+        annotations=meta["annotations"],
+        template_labels=tmeta["labels"],
+        template_annotations=tmeta["annotations"],
+        job_spec=job_spec,
+        cron_spec=cron,
+        pod=pod,
+        containers=containers,
+        profile=profile,
+        job_template_labels=job_template_meta["labels"],
+        job_template_annotations=job_template_meta["annotations"],
+    )
+
+
+# -- extra environment ---------------------------------------------------------------------
+@dataclass(frozen=True)
+class ExtraEnv:
+    name: str
+    value: str = field(repr=False)
+    secret: bool = False
+
+
+TEMPLATE_FIELDS = ("username", "job_name", "image", "namespace")
+
+
+def parse_extra_env(raw: dict[str, Any]) -> dict[str, tuple[str, bool]]:
+    """Operator's templates: ``NAME: "text {username}"`` or ``NAME: {value, secret}``."""
+    out = {}
+    for name, spec in raw.items():
+        if not ENV_NAME.match(name):
+            raise ValueError(f"extra_env: {name!r} is not an environment variable name")
+        if isinstance(spec, str):
+            template, secret = spec, False
+        elif isinstance(spec, dict) and set(spec) <= {"value", "secret"} and "value" in spec:
+            template, secret = str(spec["value"]), bool(spec.get("secret", False))
+        else:
+            raise ValueError(f"extra_env: {name!r} must be a string or {{value, secret}}")
+        try:
+            template.format(**{f: "" for f in TEMPLATE_FIELDS})
+        except (KeyError, IndexError, ValueError) as e:
+            raise ValueError(f"extra_env: {name!r} uses an unknown placeholder ({e})") from None
+        out[name] = (template, secret)
+    return out
+
+
+def render_extra_env(templates: dict[str, tuple[str, bool]], **fill: str) -> list[ExtraEnv]:
+    return [ExtraEnv(n, t.format(**fill), s) for n, (t, s) in templates.items()]
+
+
+# -- building ---------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Target:
+    """Where and as whom a checked job runs."""
+
+    username: str
+    namespace: str
+    name: str
+    secret_name: str
+    configmap_name: str | None
+    workload: Workload
+    extra_env: tuple[ExtraEnv, ...] = ()
+    identity_env: tuple[tuple[str, str], ...] = ()
+
+
+def platform_labels(username: str) -> dict[str, str]:
+    return {OWNER_LABEL: owner_label(username), **MANAGED_BY}
+
+
+def _env(container: dict[str, Any], target: Target) -> list[dict[str, Any]]:
+    platform: list[dict[str, Any]] = [{"name": k, "value": v} for k, v in target.identity_env]
+    platform += copy.deepcopy(target.workload.env)
+    for extra in target.extra_env:
+        if extra.secret:
+            ref = {"secretKeyRef": {"name": target.secret_name, "key": extra.name}}
+            platform.append({"name": extra.name, "valueFrom": ref})
+        else:
+            platform.append({"name": extra.name, "value": extra.value})
+    taken = {e["name"] for e in platform}
+    return [e for e in container["env"] if e["name"] not in taken] + platform
+
+
+def _container(c: dict[str, Any], target: Target, code_mount: dict | None) -> dict[str, Any]:
+    out = {k: copy.deepcopy(v) for k, v in c.items() if k not in ("env", "readOnlyRootFilesystem")}
+    out["env"] = _env(c, target)
+    mounts = copy.deepcopy(target.workload.volume_mounts)
+    if code_mount is not None:
+        mounts.append(code_mount)
+    if mounts:
+        out["volumeMounts"] = mounts
+    sc = copy.deepcopy(target.workload.container_security_context)
+    if c.get("readOnlyRootFilesystem"):
+        sc["readOnlyRootFilesystem"] = True
+    out["securityContext"] = sc
+    return out
+
+
+def _unpack_container(
+    main: dict[str, Any], target: Target, rules: Rules, code_dir: str
+) -> dict[str, Any]:
+    return {
+        "name": "unpack-code",
+        "image": rules.unpack_image or main["image"],
+        "command": [*rules.unpack_command, f"{CODE_ZIP_DIR}/code.zip", code_dir],
+        "volumeMounts": [
+            {"name": "code-zip", "mountPath": CODE_ZIP_DIR, "readOnly": True},
+            {"name": "code", "mountPath": code_dir},
+        ],
+        "resources": copy.deepcopy(main["resources"]),
+        "securityContext": copy.deepcopy(target.workload.container_security_context),
+    }
+
+
+def build_pod_template(checked: CheckedJob, target: Target, rules: Rules) -> dict[str, Any]:
+    labels = {**checked.template_labels, **platform_labels(target.username)}
+    annotations = {**checked.template_annotations, USERNAME_ANNOTATION: target.username}
+    spec: dict[str, Any] = {
+        **copy.deepcopy(checked.pod),
+        "automountServiceAccountToken": False,
+        "enableServiceLinks": False,
+        "securityContext": copy.deepcopy(target.workload.pod_security_context),
+        **checked.profile.placement(),
+    }
+    volumes = copy.deepcopy(target.workload.volumes)
+    code_mount = None
+    if target.configmap_name:
+        main = checked.containers[0]
+        code_dir = main.get("workingDir") or rules.code_dir
+        code_mount = {"name": "code", "mountPath": code_dir}
+        volumes += [
+            {
+                "name": "code-zip",
+                "configMap": {
+                    "name": target.configmap_name,
+                    "items": [{"key": "code", "path": "code.zip"}],
+                },
+            },
+            {"name": "code", "emptyDir": {}},
+        ]
+        spec["initContainers"] = [_unpack_container(main, target, rules, code_dir)]
+    containers = []
+    for i, c in enumerate(checked.containers):
+        c = dict(c)
+        if i == 0 and target.configmap_name and "workingDir" not in c:
+            c["workingDir"] = rules.code_dir
+        containers.append(_container(c, target, code_mount if i == 0 else None))
+    spec["containers"] = containers
+    if volumes:
+        spec["volumes"] = volumes
+    return {"metadata": {"labels": labels, "annotations": annotations}, "spec": spec}
+
+
+def build_manifest(checked: CheckedJob, target: Target, rules: Rules) -> dict[str, Any]:
+    """The hardened Job or CronJob, with name and namespace fixed by the service."""
+    meta = {
+        "name": target.name,
+        "namespace": target.namespace,
+        "labels": {**checked.labels, **platform_labels(target.username)},
+        "annotations": {**checked.annotations, USERNAME_ANNOTATION: target.username},
+    }
+    job_spec = copy.deepcopy(checked.job_spec)
+    job_spec["template"] = build_pod_template(checked, target, rules)
+    if checked.kind == "Job":
+        return {"apiVersion": "batch/v1", "kind": "Job", "metadata": meta, "spec": job_spec}
+    jt_meta = {
+        "labels": {**checked.job_template_labels, **platform_labels(target.username)},
+        "annotations": {
+            **checked.job_template_annotations,
+            USERNAME_ANNOTATION: target.username,
+        },
+    }
+    spec = {**checked.cron_spec, "jobTemplate": {"metadata": jt_meta, "spec": job_spec}}
+    return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": spec}
+
+
+def build_secret(target: Target, profile: UserProfile, s3_endpoint: str) -> dict[str, Any]:
+    """The job's own Secret: the S3 keys and the secret extra variables."""
+    manifest = s3_secret_manifest(
+        target.secret_name,
+        target.namespace,
+        profile,
+        s3_endpoint,
+        labels={**platform_labels(target.username), "valeria.io/job": target.name},
+    )
+    for extra in target.extra_env:
+        if extra.secret:
+            manifest["data"][extra.name] = base64.b64encode(extra.value.encode()).decode()
+    manifest["metadata"]["annotations"] = {USERNAME_ANNOTATION: target.username}
+    return manifest
+
+
+def build_code_configmap(target: Target, data: bytes) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {
+            "name": target.configmap_name,
+            "namespace": target.namespace,
+            "labels": {**platform_labels(target.username), "valeria.io/job": target.name},
+            "annotations": {USERNAME_ANNOTATION: target.username},
+        },
+        "binaryData": {"code": base64.b64encode(data).decode("ascii")},
+    }
+
+
+def owner_reference(kind: str, name: str, uid: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "blockOwnerDeletion": True,
+        "controller": False,
+    }
+
+
+def owned_by(obj_meta: dict[str, Any], username: str, namespace: str) -> bool:
+    """True when an object (camelCase or snake_case metadata) belongs to ``username``."""
+    labels = obj_meta.get("labels") or {}
+    annotations = obj_meta.get("annotations") or {}
+    return (
+        obj_meta.get("namespace") == namespace
+        and labels.get(OWNER_LABEL) == owner_label(username)
+        and annotations.get(USERNAME_ANNOTATION) == username
+    )

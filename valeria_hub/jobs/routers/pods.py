@@ -1,0 +1,25 @@
+"""/pods/: the caller's pods, optionally those of one job."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Request
+
+from .. import service
+from ..hubauth import CurrentUser
+from ..models import ErrorOut, KubeList, KubeObject
+
+router = APIRouter(
+    prefix="/pods",
+    tags=["pods"],
+    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+)
+
+
+@router.get("/", response_model=KubeList)
+async def list_pods(request: Request, user: CurrentUser, job_name: str | None = None) -> dict:
+    return await service.list_pods(request.app.state.ctx, user, job_name)
+
+
+@router.get("/{name}", response_model=KubeObject, responses={404: {"model": ErrorOut}})
+async def read_pod(name: str, request: Request, user: CurrentUser) -> dict:
+    return await service.get_pod(request.app.state.ctx, user, name)

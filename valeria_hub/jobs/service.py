@@ -1,0 +1,331 @@
+"""What the routes do: submit with roll-back, and owner-checked reads and deletes.
+
+Errors leave as ``ServiceError(status, message)``; the app turns them into JSON
+``{"detail": message}``. A name that exists but belongs to someone else is reported
+exactly like a name that does not exist (404), so names do not leak.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from .. import tokens
+from ..storage import render_path
+from ..vault import USER_MESSAGES, VaultError
+from . import isolation
+from .config import JobsServiceApp
+from .hubauth import HubAPI, HubUnavailable, HubUser
+from .kube import Kube, KubeError
+from .naming import (
+    MAX_CRONJOB_NAME,
+    MAX_JOB_NAME,
+    InvalidName,
+    dependent_name,
+    generated_name,
+    owner_label,
+    random_suffix,
+)
+from .policy import (
+    OWNER_LABEL,
+    CheckedJob,
+    PolicyError,
+    Target,
+    build_code_configmap,
+    build_manifest,
+    build_secret,
+    check_submission,
+    owned_by,
+    owner_reference,
+    parse_extra_env,
+    render_extra_env,
+)
+from .upload import UploadError, decode_code
+
+log = logging.getLogger("valeria_hub.jobs")
+
+VAULT_STATUS = {
+    "not_provisioned": 403,
+    "denied": 403,
+    "login_rejected": 401,
+    "unavailable": 503,
+    "malformed": 503,
+}
+LOGIN_AGAIN = "Your login has expired: log in to the hub again, then retry."
+
+
+class ServiceError(Exception):
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+        self.message = message
+
+
+def kube_failure(e: KubeError, what: str) -> ServiceError:
+    """Kubernetes errors as the service reports them (never a 500)."""
+    if e.status in (404, 409, 422):
+        return ServiceError(e.status, f"{what}: {e.message}")
+    return ServiceError(503, f"{what}: the cluster answered {e.status or 'nothing'} ({e.message})")
+
+
+@dataclass
+class Context:
+    """What the routes share: settings, hub client, Kubernetes client."""
+
+    settings: JobsServiceApp
+    hub: HubAPI
+    kube: Kube
+
+    def namespace(self, user: HubUser) -> str:
+        try:
+            return self.settings.namespace_for(user.name, self.kube.default_namespace)
+        except InvalidName as e:
+            raise ServiceError(503, f"no usable namespace: {e}") from None
+
+    def selector(self, user: HubUser, extra: str = "") -> str:
+        sel = f"{OWNER_LABEL}={owner_label(user.name)}"
+        return f"{sel},{extra}" if extra else sel
+
+
+# -- submitting ------------------------------------------------------------------------------
+async def user_access_token(ctx: Context, user: HubUser) -> str:
+    try:
+        model = await ctx.hub.user_model(user.name)
+    except HubUnavailable as e:
+        raise ServiceError(503, f"cannot read your login from the hub: {e}") from None
+    token = tokens.access_token(
+        model.get("auth_state"), min_validity=ctx.settings.token_min_validity
+    )
+    if token is None:
+        raise ServiceError(401, LOGIN_AGAIN)
+    return token
+
+
+async def ensure_namespace(ctx: Context, namespace: str, username: str) -> None:
+    """Per-user mode: create the namespace with its isolation on first use."""
+    if ctx.settings.namespace_mode != "per-user":
+        return
+    existing = await ctx.kube.read_namespace(namespace)
+    if existing is None:
+        try:
+            await ctx.kube.create_namespace(isolation.namespace_manifest(namespace, username))
+        except KubeError as e:
+            if e.status != 409:
+                raise
+        existing = await ctx.kube.read_namespace(namespace)
+    if existing is None or not isolation.namespace_is_users(existing["metadata"], username):
+        raise ServiceError(503, f"namespace {namespace} exists but was not made for you")
+    await ctx.kube.create_if_missing(
+        "NetworkPolicy",
+        namespace,
+        isolation.network_policy_manifest(namespace, list(ctx.settings.egress_allow_cidrs)),
+    )
+    if ctx.settings.namespace_quota:
+        await ctx.kube.create_if_missing(
+            "ResourceQuota",
+            namespace,
+            isolation.quota_manifest(namespace, dict(ctx.settings.namespace_quota)),
+        )
+
+
+def job_name(checked: CheckedJob) -> str:
+    if checked.name:
+        return checked.name
+    limit = MAX_CRONJOB_NAME if checked.kind == "CronJob" else MAX_JOB_NAME
+    return generated_name(checked.generate_name or "job-", random_suffix(), limit)
+
+
+def identity_env(ctx: Context, username: str, uid: int, name: str) -> tuple:
+    env = [("NB_USER", username), ("NB_UID", str(uid)), ("VALERIA_JOB_NAME", name)]
+    home = [m for m in ctx.settings.storage.mounts() if m.name == "home"]
+    if home:
+        env.append(("HOME", render_path(home[0].mount_path, username, uid)))
+    return tuple(env)
+
+
+async def submit(
+    ctx: Context, user: HubUser, kind: str, job: Any, code: Any, profile: str | None
+) -> dict[str, Any]:
+    """Check, look up the identity, create Secret, ConfigMap and Job; undo on failure."""
+    settings = ctx.settings
+    namespace = ctx.namespace(user)
+    rules = settings.rules()
+    try:
+        checked = check_submission(job, kind, rules, namespace, profile)
+        data = decode_code(code, settings.code_max_bytes)
+    except PolicyError as e:
+        raise ServiceError(422, str(e)) from None
+    except UploadError as e:
+        raise ServiceError(e.status, str(e)) from None
+    access = await user_access_token(ctx, user)
+    try:
+        vault_profile, _ = await settings.vault.fetch_profile(access, user.name)
+    except VaultError as e:
+        log.warning("Vault lookup for %s failed: %s", user.name, e.reason)
+        message = LOGIN_AGAIN if e.reason == "login_rejected" else USER_MESSAGES[e.reason]
+        raise ServiceError(VAULT_STATUS.get(e.reason, 503), message) from None
+    name = job_name(checked)
+    if checked.name and await ctx.kube.read_workload(kind, namespace, name) is not None:
+        raise ServiceError(409, f"a {kind} named {name!r} already exists; pick another name")
+    secret = dependent_name("s3", name)
+    image = checked.containers[0]["image"]
+    fill = {"username": user.name, "job_name": name, "image": image, "namespace": namespace}
+    target = Target(
+        username=user.name,
+        namespace=namespace,
+        name=name,
+        secret_name=secret,
+        configmap_name=dependent_name("code", name) if data is not None else None,
+        workload=settings.storage.workload(vault_profile, secret),
+        extra_env=tuple(render_extra_env(parse_extra_env(settings.extra_env), **fill)),
+        identity_env=identity_env(ctx, user.name, vault_profile.uid, name),
+    )
+    manifest = build_manifest(checked, target, rules)
+    try:
+        await ensure_namespace(ctx, namespace, user.name)
+    except KubeError as e:
+        raise kube_failure(e, "could not prepare your namespace") from None
+    created: list[tuple[str, str]] = []
+    try:
+        secret_body = build_secret(target, vault_profile, settings.storage.s3_endpoint_url)
+        await ctx.kube.create_secret(namespace, secret_body)
+        created.append(("Secret", secret))
+        if data is not None:
+            await ctx.kube.create_configmap(namespace, build_code_configmap(target, data))
+            created.append(("ConfigMap", target.configmap_name or ""))
+        result = await ctx.kube.create_workload(kind, namespace, manifest)
+        created.append((kind, name))
+        owner = owner_reference(kind, name, result["metadata"]["uid"])
+        for dep_kind, dep_name in created[:-1]:
+            await ctx.kube.set_owner(dep_kind, namespace, dep_name, owner)
+    except BaseException as e:
+        await asyncio.shield(roll_back(ctx, namespace, created))
+        if isinstance(e, KubeError):
+            if e.status == 409:
+                raise ServiceError(409, f"a {kind} named {name!r} already exists") from None
+            raise kube_failure(e, f"could not create the {kind}") from None
+        raise
+    log.info("%s %s/%s created for %s", kind, namespace, name, user.name)
+    return result
+
+
+async def roll_back(ctx: Context, namespace: str, created: list[tuple[str, str]]) -> None:
+    """Delete what a failed submission made, newest first; log what could not go."""
+    for kind, name in reversed(created):
+        try:
+            await ctx.kube.delete(kind, namespace, name)
+        except KubeError as e:
+            log.error("could not roll back %s %s/%s: %s", kind, namespace, name, e.status)
+
+
+# -- reading and deleting -----------------------------------------------------------------------
+def not_found(kind: str, name: str) -> ServiceError:
+    return ServiceError(404, f"{kind} {name!r} not found")
+
+
+async def get_owned(ctx: Context, user: HubUser, kind: str, name: str) -> dict[str, Any]:
+    namespace = ctx.namespace(user)
+    try:
+        obj = await ctx.kube.read_workload(kind, namespace, name)
+    except KubeError as e:
+        raise kube_failure(e, f"could not read the {kind}") from None
+    if obj is None or not owned_by(obj["metadata"], user.name, namespace):
+        raise not_found(kind, name)
+    return obj
+
+
+async def list_owned(ctx: Context, user: HubUser, kind: str) -> dict[str, Any]:
+    namespace = ctx.namespace(user)
+    try:
+        result = await ctx.kube.list_workloads(kind, namespace, ctx.selector(user))
+    except KubeError as e:
+        if e.status == 404:
+            result = {"api_version": "batch/v1", "kind": f"{kind}List", "items": []}
+        else:
+            raise kube_failure(e, f"could not list {kind}s") from None
+    result["items"] = [
+        i for i in result.get("items") or [] if owned_by(i["metadata"], user.name, namespace)
+    ]
+    return result
+
+
+async def delete_owned(ctx: Context, user: HubUser, kind: str, name: str) -> dict[str, Any]:
+    obj = await get_owned(ctx, user, kind, name)
+    try:
+        status = await ctx.kube.delete_workload(kind, obj["metadata"]["namespace"], name)
+    except KubeError as e:
+        if e.status == 404:
+            raise not_found(kind, name) from None
+        raise kube_failure(e, f"could not delete the {kind}") from None
+    log.info("%s %s deleted by %s", kind, name, user.name)
+    return status
+
+
+async def list_pods(ctx: Context, user: HubUser, job_name: str | None) -> dict[str, Any]:
+    namespace = ctx.namespace(user)
+    extra = f"job-name={job_name}" if job_name else ""
+    if job_name and not isinstance(job_name, str):
+        raise ServiceError(422, "job_name must be a string")
+    try:
+        result = await ctx.kube.list_pods(namespace, ctx.selector(user, extra))
+    except KubeError as e:
+        if e.status == 404:
+            return {"api_version": "v1", "kind": "PodList", "items": []}
+        if e.status == 400:
+            raise ServiceError(422, f"job_name: {e.message}") from None
+        raise kube_failure(e, "could not list pods") from None
+    result["items"] = [
+        i for i in result.get("items") or [] if owned_by(i["metadata"], user.name, namespace)
+    ]
+    return result
+
+
+async def get_pod(ctx: Context, user: HubUser, name: str) -> dict[str, Any]:
+    namespace = ctx.namespace(user)
+    try:
+        pod = await ctx.kube.read_pod(namespace, name)
+    except KubeError as e:
+        raise kube_failure(e, "could not read the pod") from None
+    if pod is None or not owned_by(pod["metadata"], user.name, namespace):
+        raise not_found("pod", name)
+    return pod
+
+
+async def pod_for_logs(ctx: Context, user: HubUser, name: str) -> dict[str, Any]:
+    """``name`` is a job (0.5 layout: its newest pod) or a pod (0.4 layout)."""
+    namespace = ctx.namespace(user)
+    try:
+        job = await ctx.kube.read_workload("Job", namespace, name)
+    except KubeError as e:
+        raise kube_failure(e, "could not read the job") from None
+    if job is not None and owned_by(job["metadata"], user.name, namespace):
+        pods = (await list_pods(ctx, user, name))["items"]
+        if not pods:
+            raise ServiceError(404, f"job {name!r} has no pods yet; try again shortly")
+        return max(pods, key=lambda p: str(p["metadata"].get("creation_timestamp") or ""))
+    try:
+        return await get_pod(ctx, user, name)
+    except ServiceError as e:
+        if e.status == 404:
+            raise not_found("job or pod", name) from None
+        raise
+
+
+def log_container(pod: dict[str, Any]) -> str:
+    return pod["spec"]["containers"][0]["name"]
+
+
+async def read_log(ctx: Context, pod: dict[str, Any]) -> str:
+    meta = pod["metadata"]
+    try:
+        return await ctx.kube.read_log(meta["namespace"], meta["name"], log_container(pod))
+    except KubeError as e:
+        raise log_failure(e) from None
+
+
+def log_failure(e: KubeError) -> ServiceError:
+    if e.status == 400:  # "container ... is waiting to start"
+        return ServiceError(409, f"no log yet: {e.message}")
+    return kube_failure(e, "could not read the log")
