@@ -11,6 +11,11 @@ CHP := $(NODE_PREFIX)/node_modules/.bin/configurable-http-proxy
 # execute it (the development Python may live under /root).
 NB_VENV := .venv-notebook
 NB_STAMP := $(NB_VENV)/.installed
+# The kbatch client in its own environment: the jobs service is tested against the real
+# client's CLI. 0.4.2 is the newest kbatch on PyPI (`pip index versions kbatch`).
+KB_VENV := .venv-kbatch
+KB_STAMP := $(KB_VENV)/.installed
+KBATCH_VERSION := 0.4.2
 export PATH := $(abspath $(NODE_PREFIX))/node_modules/.bin:$(abspath $(BIN)):$(PATH)
 
 # Debian packages the test suite drives (a real PostgreSQL server, headless Chromium).
@@ -38,6 +43,12 @@ $(NB_STAMP): $(STAMP)
 	chmod -R a+rX $(NB_VENV)
 	touch $@
 
+$(KB_STAMP):
+	rm -rf $(KB_VENV)
+	$$(test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PYTHON)) -m venv $(KB_VENV)
+	$(KB_VENV)/bin/pip install -q "kbatch==$(KBATCH_VERSION)"
+	touch $@
+
 system-deps:
 	@missing=""; \
 	for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -56,16 +67,16 @@ demo: $(STAMP) $(CHP) $(NB_STAMP)
 devstack: $(STAMP)
 	$(BIN)/valeria-hub devstack
 
-test: $(STAMP) $(CHP) $(NB_STAMP) system-deps
-	$(BIN)/ruff check valeria_hub tests benchmarks jupyterhub_config.py
+test: $(STAMP) $(CHP) $(NB_STAMP) $(KB_STAMP) system-deps
+	$(BIN)/ruff check .
 	$(BIN)/pytest -q -p no:cacheprovider
 
 lint: $(STAMP)
-	$(BIN)/ruff check valeria_hub tests benchmarks jupyterhub_config.py
-	$(BIN)/ruff format --check valeria_hub tests benchmarks jupyterhub_config.py
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 
 bench: $(STAMP) $(CHP) $(NB_STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(NB_VENV) $(NODE_PREFIX) .devstack
+	rm -rf $(VENV) $(NB_VENV) $(KB_VENV) $(NODE_PREFIX) .devstack

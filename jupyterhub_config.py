@@ -9,6 +9,8 @@ import os
 import sys
 
 from valeria_hub.envconfig import ConfigError, read_settings
+from valeria_hub.jobs.hub_service import service_definition, service_roles
+from valeria_hub.templates import TEMPLATES_DIR
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 
@@ -33,8 +35,11 @@ else:
     )
 if s.hub_connect_ip:
     c.JupyterHub.hub_connect_ip = s.hub_connect_ip
-HERE = os.path.dirname(os.path.abspath(__file__))
-c.JupyterHub.template_paths = [os.path.join(HERE, "templates")]
+c.JupyterHub.template_paths = [TEMPLATES_DIR]
+c.JupyterHub.template_vars = {
+    "platform_name": s.platform_name,
+    "support_contact": s.support_contact,
+}
 
 # -- login: Keycloak ----------------------------------------------------------------
 c.JupyterHub.authenticator_class = "valeria-keycloak"
@@ -42,6 +47,7 @@ c.KeycloakAuthenticator.realm_url = s.keycloak_realm_url
 c.KeycloakAuthenticator.client_id = s.oauth_client_id
 c.KeycloakAuthenticator.client_secret = s.oauth_client_secret
 c.KeycloakAuthenticator.oauth_callback_url = f"{s.public_url}/hub/oauth_callback"
+c.KeycloakAuthenticator.login_service = s.institution
 c.KeycloakAuthenticator.admin_roles = set(s.admin_roles)
 c.KeycloakAuthenticator.allowed_roles = set(s.allowed_roles)
 c.KeycloakAuthenticator.allowed_groups = set(s.allowed_groups)
@@ -63,5 +69,7 @@ c.KubeSpawner.start_timeout = 300
 c.KubeSpawner.http_timeout = 120
 
 # -- services -------------------------------------------------------------------------------
-c.JupyterHub.load_roles = []
-c.JupyterHub.services = []
+# The batch jobs service, started and proxied by the hub at /services/jobs/ ("Batch jobs"
+# in the Services menu); every user may use it with their own identity.
+c.JupyterHub.load_roles = service_roles()
+c.JupyterHub.services = [service_definition(s, sys.executable)]

@@ -95,8 +95,12 @@ def wait_for_lab(client: httpx.Client, hub: HubProcess, user: str, timeout: floa
     raise AssertionError(f"{user}'s server did not answer: {last and last.status_code}")
 
 
-def notebook_processes(user: str) -> list[dict]:
-    """Processes whose environment says they are ``user``'s single-user server."""
+def notebook_processes(user: str, hub: HubProcess | None = None) -> list[dict]:
+    """Processes whose environment says they are ``user``'s single-user server.
+
+    With ``hub``, only the servers of that hub (other hubs may run on this machine).
+    """
+    api = hub.env.get("JUPYTERHUB_HUB_BIND_URL") if hub is not None else None
     found = []
     for pid in filter(str.isdigit, os.listdir("/proc")):
         try:
@@ -108,6 +112,8 @@ def notebook_processes(user: str) -> list[dict]:
             item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
         )
         if env.get("JUPYTERHUB_USER") != user or "JUPYTERHUB_API_TOKEN" not in env:
+            continue
+        if api and not env.get("JUPYTERHUB_API_URL", "").startswith(api):
             continue
         uid = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("Uid:"))
         cwd = os.readlink(f"/proc/{pid}/cwd")

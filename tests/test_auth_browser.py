@@ -2,31 +2,11 @@
 
 from __future__ import annotations
 
-import os
-from pathlib import Path
-
 import pytest
 from _auth_hub import keycloak_and_hub
+from browser import launch, require_chromium
 
 pytestmark = pytest.mark.browser
-
-CHROMIUM = Path("/usr/bin/chromium")
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
-
-
-def require_chromium() -> None:
-    if CHROMIUM.exists():
-        return
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(f"{CHROMIUM} is missing (CI=true: a missing browser fails the test)")
-    pytest.skip(f"{CHROMIUM} is not installed (apt-get install chromium)")
 
 
 def test_browser_login_lands_on_hub_home(tmp_path):
@@ -34,7 +14,7 @@ def test_browser_login_lands_on_hub_home(tmp_path):
     from playwright.sync_api import sync_playwright
 
     with keycloak_and_hub(tmp_path) as (kc, hub), sync_playwright() as pw:
-        browser = pw.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        browser = launch(pw)
         try:
             page = browser.new_page()
             page.set_default_timeout(20_000)

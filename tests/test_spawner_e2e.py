@@ -62,7 +62,7 @@ def test_two_users_run_with_their_own_uid_storage_and_keys(env):
 
     require_root("checking the notebook process's uid")
     for user in ("alice", "bob"):
-        procs = notebook_processes(user)
+        procs = notebook_processes(user, hub)
         assert procs, f"no notebook process for {user}"
         expected = KEYS[user]
         for proc in procs:
@@ -77,7 +77,7 @@ def test_two_users_run_with_their_own_uid_storage_and_keys(env):
 def test_notebook_writes_to_its_own_home_on_nfs(env):
     stack, hub = env
     client = browser(hub, "alice")
-    if not notebook_processes("alice"):
+    if not notebook_processes("alice", hub):
         spawn(client, hub)
         progress_events(client, hub, "alice")
     wait_for_lab(client, hub, "alice")
@@ -163,7 +163,7 @@ def test_stop_removes_pod_and_secret(env):
         time.sleep(0.5)
     else:
         raise AssertionError(f"left behind: pods {names}, secrets {secrets}")
-    assert not notebook_processes("bob")
+    assert not notebook_processes("bob", hub)
 
 
 def test_unprovisioned_user_gets_a_clear_refusal_and_nothing_is_created(env):
@@ -192,7 +192,7 @@ def test_vault_down_stops_the_spawn_and_the_next_spawn_works(env):
         headers={"X-XSRFToken": xsrf or "", "Referer": f"{hub.public_url}/hub/home"},
     )
     deadline = time.monotonic() + 60
-    while notebook_processes("alice") and time.monotonic() < deadline:
+    while notebook_processes("alice", hub) and time.monotonic() < deadline:
         time.sleep(0.5)
     fault = stack.vault.faults.inject("/v1/auth/jwt/login", status=503)
     try:

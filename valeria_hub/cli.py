@@ -45,6 +45,15 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--state-dir", default=".devstack", help="where the hub's database and pods go")
     p.add_argument("--port", type=int, default=8000, help="the hub's public port")
     p.set_defaults(func=_demo)
+
+    from .jobs_cli import add_jobs_parser
+
+    add_jobs_parser(sub)
+
+    # -- users: onboarding into Vault (valeria_hub/onboarding_cli.py) --
+    from .onboarding_cli import add_users_parser
+
+    add_users_parser(sub)
     return parser
 
 

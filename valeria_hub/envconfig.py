@@ -51,7 +51,19 @@ class Settings:
     singleuser_cmd: list[str] = field(default_factory=list)
     hub_connect_ip: str | None = None
     idle_timeout: int = 3600
+    institution: str = "your institution"
+    platform_name: str = "Valeria data-science platform"
+    support_contact: str = ""
     devstack: bool = False
+    jobs_service_port: int = 10101
+    jobs_namespace_mode: str = "per-user"
+    jobs_public_profiles: bool = False
+    kube_environment: dict[str, str] = field(default_factory=dict)
+
+
+# What the Kubernetes client of a hub-managed service needs from the hub's environment
+# (JupyterHub passes managed services only a few variables of its own).
+KUBE_ENVIRONMENT = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
 
 
 def _crypt_key_problem(value: str) -> str | None:
@@ -135,6 +147,13 @@ def read_settings(env: Mapping[str, str]) -> Settings:
     if not idle.isdigit():
         problems.append(f"JUPYTERHUB_IDLE_TIMEOUT must be a number of seconds, got {idle!r}")
         idle = "3600"
+    jobs_port = env.get("JOBS_SERVICE_PORT", "10101").strip()
+    if not jobs_port.isdigit() or not 0 < int(jobs_port) < 65536:
+        problems.append(f"JOBS_SERVICE_PORT must be a port number, got {jobs_port!r}")
+        jobs_port = "10101"
+    jobs_mode = env.get("JOBS_NAMESPACE_MODE", "per-user").strip()
+    if jobs_mode not in ("per-user", "shared"):
+        problems.append(f"JOBS_NAMESPACE_MODE must be 'per-user' or 'shared', got {jobs_mode!r}")
     if env.get("JUPYTERHUB_DATABASE_HOST", "").strip():
         for var in ("JUPYTERHUB_DATABASE_USER", "JUPYTERHUB_DATABASE_PASSWORD"):
             if not env.get(var, "").strip():
@@ -171,4 +190,11 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         hub_connect_ip=env.get("JUPYTERHUB_HUB_CONNECT_IP", "").strip() or None,
         idle_timeout=int(idle),
         devstack=env.get("VALERIA_DEVSTACK", "") in ("1", "true", "yes"),
+        institution=env.get("INSTITUTION_NAME", "").strip() or "your institution",
+        platform_name=env.get("PLATFORM_NAME", "").strip() or "Valeria data-science platform",
+        support_contact=env.get("SUPPORT_CONTACT", "").strip(),
+        jobs_service_port=int(jobs_port),
+        jobs_namespace_mode=jobs_mode,
+        jobs_public_profiles=env.get("JOBS_PUBLIC_PROFILES", "") in ("1", "true", "yes"),
+        kube_environment={k: env[k] for k in KUBE_ENVIRONMENT if env.get(k)},
     )

@@ -15,7 +15,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .hub import notebook_command
+from .hub import free_port, notebook_command
 from .keycloak import KeycloakStandIn
 from .server import StandIn
 from .vault import VaultStandIn
@@ -174,6 +174,10 @@ class DevStack:
             "KUBERNETES_NAMESPACE": namespace,
             "NOTEBOOK_CMD": singleuser_cmd or notebook_command(),
             "VALERIA_DEVSTACK": "1",
+            "INSTITUTION_NAME": "Valeria Demo SSO",
+            "SUPPORT_CONTACT": "support@valeria.example",
+            # the hub-managed jobs service: any free loopback port (reached through the proxy)
+            "JOBS_SERVICE_PORT": str(free_port(host)),
         }
 
     def allow_redirects_to(self, public_url: str) -> None:

@@ -2,7 +2,8 @@
 
 Every route lives under the service prefix (the hub's proxy keeps it), answers JSON
 errors as ``{"detail": ...}``, and never shows a stack trace: Kubernetes and hub
-failures become 503 with a message.
+failures become 503 with a message. Browsers asking for the root get the jobs page
+(``ui/``, see routers.ui).
 """
 
 from __future__ import annotations
@@ -11,15 +12,23 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator
 from importlib import metadata
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse
 
 from .config import JobsServiceApp
-from .hubauth import CurrentUser, HubAPI, LoginRedirect, authorize_redirect, oauth_router
+from .hubauth import (
+    CurrentUser,
+    HubAPI,
+    LoginRedirect,
+    authorize_redirect,
+    oauth_router,
+    wants_html,
+)
 from .kube import Kube, KubeError
 from .models import ServiceInfo, UserOut
-from .routers import cronjobs, jobs, logs, pods, profiles
+from .routers import cronjobs, jobs, logs, pods, profiles, ui
 from .service import Context, ServiceError
 
 log = logging.getLogger("valeria_hub.jobs")
@@ -82,8 +91,10 @@ def create_app(settings: JobsServiceApp, *, kube: Kube | None = None) -> FastAPI
     info = {"message": "kbatch", "service": "valeria-jobs", "version": _version()}
 
     @app.get(prefix, response_model=ServiceInfo, tags=["service"])
-    async def root() -> dict:
-        """Service information; the only route without authentication."""
+    async def root(request: Request) -> Any:
+        """Service information (no authentication); browsers go to the jobs page."""
+        if wants_html(request):
+            return RedirectResponse(prefix + "ui/", status_code=302)
         return info
 
     if base:
@@ -102,6 +113,7 @@ def create_app(settings: JobsServiceApp, *, kube: Kube | None = None) -> FastAPI
         return JSONResponse(app.openapi())
 
     app.include_router(oauth_router, prefix=base)
+    app.include_router(ui.router, prefix=base)
     app.include_router(logs.router, prefix=base)
     app.include_router(jobs.router, prefix=base)
     app.include_router(cronjobs.router, prefix=base)

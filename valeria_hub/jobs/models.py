@@ -78,3 +78,9 @@ class ProfileOut(BaseModel):
 
 class ErrorOut(BaseModel):
     detail: str
+
+
+class RefusalOut(BaseModel):
+    """422: a policy refusal (a message naming the field) or a malformed body (a list)."""
+
+    detail: str | list[dict[str, Any]]

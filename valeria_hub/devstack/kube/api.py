@@ -120,6 +120,9 @@ class KubeAPI:
         self.registry = registry
         self.store = registry.store
         self.identities: dict[str, rbac.Identity] | None = None
+        # when a list: every authorization decision (user, attributes, allowed), for
+        # tests that prove a Role grants exactly what a client uses
+        self.audit: list[tuple[str, rbac.Attributes, bool]] | None = None
         self.kubelet: Any = None
         self.gate = WatchGate()
         self.bookmark_interval = bookmark_interval
@@ -159,7 +162,10 @@ class KubeAPI:
         attrs = rbac.Attributes(
             verb, kind.group, kind.plural, target.subresource or "", namespace, target.name or ""
         )
-        if not rbac.allows(identity, attrs):
+        allowed = rbac.allows(identity, attrs)
+        if self.audit is not None:
+            self.audit.append((identity.user, attrs, allowed))
+        if not allowed:
             raise Forbidden(
                 rbac.forbidden_message(identity.user, attrs, kind.qualified),
                 details={"name": target.name, "group": kind.group, "kind": kind.plural}

@@ -8,7 +8,7 @@ from fastapi import APIRouter, Request
 
 from .. import service
 from ..hubauth import CurrentUser
-from ..models import ErrorOut, KubeList, KubeObject, KubeStatus, SubmitBody
+from ..models import ErrorOut, KubeList, KubeObject, KubeStatus, RefusalOut, SubmitBody
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut},
@@ -28,7 +28,7 @@ async def list_jobs(request: Request, user: CurrentUser) -> dict:
     "/",
     response_model=KubeObject,
     status_code=201,
-    responses={409: {"model": ErrorOut}, 413: {"model": ErrorOut}},
+    responses={409: {"model": ErrorOut}, 413: {"model": ErrorOut}, 422: {"model": RefusalOut}},
 )
 async def submit_job(body: SubmitBody, request: Request, user: CurrentUser) -> dict:
     return await service.submit(

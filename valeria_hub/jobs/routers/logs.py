@@ -30,6 +30,10 @@ router = APIRouter(
     },
 )
 PENDING_WAIT = 30.0
+# the handlers answer text (or JSON errors) themselves; documented as such
+TEXT_OK: dict[int | str, dict[str, Any]] = {
+    200: {"description": "The log", "content": {"text/plain": {"schema": {"type": "string"}}}}
+}
 
 
 async def wait_started(ctx: service.Context, user: HubUser, pod: dict[str, Any]) -> dict:
@@ -65,14 +69,14 @@ async def respond(ctx: service.Context, user: HubUser, pod: dict, stream: bool):
     return StreamingResponse(body(), media_type="text/plain; charset=utf-8")
 
 
-@router.get("/jobs/logs/{name}/", response_class=PlainTextResponse)
+@router.get("/jobs/logs/{name}/", responses=TEXT_OK)
 async def job_logs(name: str, request: Request, user: CurrentUser, stream: bool = False):
     """``name`` is a job (its newest pod's log) or, as kbatch 0.4 sends, a pod."""
     ctx = request.app.state.ctx
     return await respond(ctx, user, await service.pod_for_logs(ctx, user, name), stream)
 
 
-@router.get("/pods/logs/{name}/", response_class=PlainTextResponse)
+@router.get("/pods/logs/{name}/", responses=TEXT_OK)
 async def pod_logs(name: str, request: Request, user: CurrentUser, stream: bool = False):
     ctx = request.app.state.ctx
     return await respond(ctx, user, await service.get_pod(ctx, user, name), stream)

@@ -6,12 +6,17 @@ from fastapi import APIRouter, Request
 
 from .. import service
 from ..hubauth import CurrentUser
-from ..models import ErrorOut, KubeList, KubeObject
+from ..models import ErrorOut, KubeList, KubeObject, RefusalOut
 
 router = APIRouter(
     prefix="/pods",
     tags=["pods"],
-    responses={401: {"model": ErrorOut}, 403: {"model": ErrorOut}, 503: {"model": ErrorOut}},
+    responses={
+        401: {"model": ErrorOut},
+        403: {"model": ErrorOut},
+        422: {"model": RefusalOut},
+        503: {"model": ErrorOut},
+    },
 )
 
 
