@@ -33,6 +33,9 @@ else:
         "WARNING: JUPYTERHUB_DATABASE_HOST is not set: using SQLite in the working directory",
         file=sys.stderr,
     )
+# A hub restart (a new pod, an upgrade) must not stop anyone's notebook: servers keep
+# running and the restarted hub finds them again in the database.
+c.JupyterHub.cleanup_servers = False
 if s.hub_connect_ip:
     c.JupyterHub.hub_connect_ip = s.hub_connect_ip
 c.JupyterHub.template_paths = [TEMPLATES_DIR]
@@ -73,3 +76,30 @@ c.KubeSpawner.http_timeout = 120
 # in the Services menu); every user may use it with their own identity.
 c.JupyterHub.load_roles = service_roles()
 c.JupyterHub.services = [service_definition(s, sys.executable)]
+
+# The idle culler stops notebooks nobody has used for JUPYTERHUB_IDLE_TIMEOUT seconds.
+c.JupyterHub.services.append(
+    {
+        "name": "idle-culler",
+        "command": [
+            sys.executable,
+            "-m",
+            "jupyterhub_idle_culler",
+            f"--timeout={s.idle_timeout}",
+            f"--cull-every={max(1, min(300, s.idle_timeout // 2))}",
+        ],
+    }
+)
+c.JupyterHub.load_roles.append(
+    {
+        "name": "idle-culler",
+        "services": ["idle-culler"],
+        "scopes": ["list:users", "read:users:activity", "read:servers", "delete:servers"],
+    }
+)
+# Prometheus reads /hub/metrics and /services/jobs/metrics with a token of this role.
+if s.metrics_token:
+    c.JupyterHub.services.append({"name": "prometheus", "api_token": s.metrics_token})
+    c.JupyterHub.load_roles.append(
+        {"name": "metrics", "services": ["prometheus"], "scopes": ["read:metrics"]}
+    )

@@ -127,7 +127,7 @@ async def test_pod_runs_to_succeeded_with_log(store: Store, kubelet: Kubelet) ->
     status = done["status"]
     assert done["spec"]["nodeName"] == "devstack-node"
     assert status["phase"] == "Succeeded"
-    assert status["podIP"].startswith("127.10.") and status["podIP"] != "127.0.0.1"
+    assert status["podIP"].startswith("127.") and status["podIP"] != "127.0.0.1"
     assert status["podIPs"] == [{"ip": status["podIP"]}]
     assert status["hostIP"] and status["startTime"]
     cs = status["containerStatuses"][0]

@@ -38,6 +38,7 @@ from .auth_tokens import (
     refresh_token_usable,
     without_tokens,
 )
+from .metrics import TOKEN_REFRESH
 
 
 def _identifying(handler: Any) -> bool:
@@ -399,14 +400,17 @@ class KeycloakAuthenticator(GenericOAuthenticator):
                 e.error,
                 e.description,
             )
+            TOKEN_REFRESH.labels("rejected").inc()
             await user.save_auth_state(without_tokens(state))
             return False
         except TokenInvalid as e:
             self.log.error("Refreshed tokens of %s failed validation: %s", user.name, e)
+            TOKEN_REFRESH.labels("invalid").inc()
             await user.save_auth_state(without_tokens(state))
             return False
         except KeycloakUnavailable as e:
             if access_token_valid(state, now):
+                TOKEN_REFRESH.labels("unavailable_kept").inc()
                 self.log.warning(
                     "Keycloak unavailable (%s): keeping %s's session until its token expires",
                     e,
@@ -414,8 +418,10 @@ class KeycloakAuthenticator(GenericOAuthenticator):
                 )
                 return True
             self.log.warning("Keycloak unavailable (%s) and %s's token expired", e, user.name)
+            TOKEN_REFRESH.labels("unavailable_expired").inc()
             return self._problem(handler, user, handlers.unavailable(self._retry_url(handler)))
         # keep the rotated tokens even if the user is now refused: the old ones are spent
+        TOKEN_REFRESH.labels("refreshed").inc()
         await user.save_auth_state(model["auth_state"])
         access = self.access(model["auth_state"].get(self.user_auth_state_key))
         if not (await self.check_allowed(user.name, model)):

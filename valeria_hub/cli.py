@@ -16,7 +16,14 @@ def _devstack(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from .devstack.demo import run_demo
 
-    return run_demo(Path(args.state_dir), port=args.port)
+    ports = {"keycloak": args.keycloak_port, "vault": args.vault_port, "kube": args.kube_port}
+    return run_demo(
+        Path(args.state_dir),
+        port=args.port,
+        ports=ports,
+        hub_api_port=args.hub_api_port,
+        proxy_api_port=args.proxy_api_port,
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -44,6 +51,11 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--state-dir", default=".devstack", help="where the hub's database and pods go")
     p.add_argument("--port", type=int, default=8000, help="the hub's public port")
+    p.add_argument("--hub-api-port", type=int, default=8081, help="the hub's internal port")
+    p.add_argument("--proxy-api-port", type=int, default=8001, help="the proxy's API port")
+    p.add_argument("--keycloak-port", type=int, default=8080, help="the Keycloak stand-in")
+    p.add_argument("--vault-port", type=int, default=8200, help="the Vault stand-in")
+    p.add_argument("--kube-port", type=int, default=6443, help="the Kubernetes API stand-in")
     p.set_defaults(func=_demo)
 
     from .jobs_cli import add_jobs_parser

@@ -54,6 +54,7 @@ class Settings:
     institution: str = "your institution"
     platform_name: str = "Valeria data-science platform"
     support_contact: str = ""
+    metrics_token: str = ""
     devstack: bool = False
     jobs_service_port: int = 10101
     jobs_namespace_mode: str = "per-user"
@@ -193,6 +194,7 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         institution=env.get("INSTITUTION_NAME", "").strip() or "your institution",
         platform_name=env.get("PLATFORM_NAME", "").strip() or "Valeria data-science platform",
         support_contact=env.get("SUPPORT_CONTACT", "").strip(),
+        metrics_token=env.get("JUPYTERHUB_METRICS_TOKEN", "").strip(),
         jobs_service_port=int(jobs_port),
         jobs_namespace_mode=jobs_mode,
         jobs_public_profiles=env.get("JOBS_PUBLIC_PROFILES", "") in ("1", "true", "yes"),

@@ -26,6 +26,7 @@ from traitlets import Dict, Float, Instance, Unicode, default
 
 from . import tokens
 from .flavours import DEFAULT_FLAVOURS, check_resources, validate_user_options
+from .metrics import SPAWN_FAILURES
 from .storage import StorageLayout, render_path, s3_secret_manifest, secret_name
 from .templates import FORM_DIR
 from .vault import USER_MESSAGES, UserProfile, VaultError, VaultIdentity
@@ -334,6 +335,18 @@ class ValeriaSpawner(KubeSpawner):
         return apply_workload(pod, work.volumes, work.volume_mounts)
 
     async def _start(self):
+        try:
+            return await self._start_with_identity()
+        except SpawnRefused as e:
+            SPAWN_FAILURES.labels(e.reason).inc()
+            raise
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            SPAWN_FAILURES.labels("error").inc()
+            raise
+
+    async def _start_with_identity(self):
         self._progress_log = []
         self._profile = None
         t0 = time.perf_counter()

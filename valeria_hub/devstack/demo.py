@@ -35,7 +35,14 @@ def persistent_secrets(path: Path) -> dict[str, str]:
     return data
 
 
-def run_demo(state_dir: Path, port: int = 8000) -> int:
+def run_demo(
+    state_dir: Path,
+    port: int = 8000,
+    *,
+    ports: dict[str, int] | None = None,
+    hub_api_port: int = 8081,
+    proxy_api_port: int = 8001,
+) -> int:
     if find_proxy() is None:
         print(
             "configurable-http-proxy was not found: run `make demo` "
@@ -45,7 +52,7 @@ def run_demo(state_dir: Path, port: int = 8000) -> int:
     state_dir = state_dir.resolve()
 
     async def main() -> int:
-        stack = DevStack(state_dir, ports=DEMO_PORTS)
+        stack = DevStack(state_dir, ports={**DEMO_PORTS, **(ports or {})})
         public = f"http://127.0.0.1:{port}"
         hub: HubProcess | None = None
         stop = asyncio.Event()
@@ -59,7 +66,9 @@ def run_demo(state_dir: Path, port: int = 8000) -> int:
                 print(f"Could not start the stand-ins: {e.strerror or e}. Is another demo running?")
                 return 1
             stack.allow_redirects_to(public)
-            env = stack.hub_environment(public_url=public, hub_port=8081, proxy_api_port=8001)
+            env = stack.hub_environment(
+                public_url=public, hub_port=hub_api_port, proxy_api_port=proxy_api_port
+            )
             env.update(persistent_secrets(state_dir / "hub" / "secrets.json"))
             hub = HubProcess(env, state_dir / "hub", public_url=public)
             print("Starting the stand-ins and JupyterHub ...", flush=True)

@@ -355,7 +355,11 @@ class VaultStandIn(StandIn):
             m.enable_auth(jwt_path, "jwt")
         jwt_mount = m.auth[jwt_key]
         await jwt_mount.engine.write_config(
-            {"oidc_discovery_url": discovery_url, "default_role": role}
+            {
+                "oidc_discovery_url": discovery_url,
+                "bound_issuer": discovery_url,
+                "default_role": role,
+            }
         )
         jwt_mount.engine.write_role(
             role,

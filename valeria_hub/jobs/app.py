@@ -15,7 +15,8 @@ from importlib import metadata
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.responses import JSONResponse, RedirectResponse
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from .config import JobsServiceApp
 from .hubauth import (
@@ -23,6 +24,7 @@ from .hubauth import (
     HubAPI,
     LoginRedirect,
     authorize_redirect,
+    metrics_reader,
     oauth_router,
     wants_html,
 )
@@ -32,6 +34,8 @@ from .routers import cronjobs, jobs, logs, pods, profiles, ui
 from .service import Context, ServiceError
 
 log = logging.getLogger("valeria_hub.jobs")
+# oversized bodies up to this size are drained before the 413, larger ones cut off
+DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 def _version() -> str:
@@ -76,6 +80,33 @@ def create_app(settings: JobsServiceApp, *, kube: Kube | None = None) -> FastAPI
     )
     app.state.settings = settings
 
+    limit = settings.body_limit()
+
+    @app.middleware("http")
+    async def _body_limit(request: Request, call_next: Any) -> Response:
+        """Refuse oversized bodies before reading them; chunked bodies need a length."""
+        if request.method in ("POST", "PUT", "PATCH"):
+            length = request.headers.get("content-length")
+            if length is None:
+                if request.headers.get("transfer-encoding"):
+                    return JSONResponse(
+                        {"detail": "send the body with a Content-Length"}, status_code=411
+                    )
+            elif not length.isdigit() or int(length) > limit:
+                if length.isdigit() and int(length) <= DRAIN_LIMIT:
+                    # read and drop it (constant memory) so the client gets the answer
+                    # rather than a reset connection
+                    async for _ in request.stream():
+                        pass
+                return JSONResponse(
+                    {
+                        "detail": f"the request body is larger than {limit} bytes "
+                        f"(code uploads may be {settings.code_max_bytes} bytes once decoded)"
+                    },
+                    status_code=413,
+                )
+        return await call_next(request)
+
     @app.exception_handler(ServiceError)
     async def _service_error(request: Request, exc: ServiceError) -> JSONResponse:
         return JSONResponse({"detail": exc.message}, status_code=exc.status)
@@ -107,6 +138,12 @@ def create_app(settings: JobsServiceApp, *, kube: Kube | None = None) -> FastAPI
     async def authorized(user: CurrentUser) -> dict:
         """Whether the token may use the service (kbatch's ``configure`` calls this)."""
         return {"name": user.name, "groups": list(user.groups)}
+
+    @app.get(base + "/metrics", include_in_schema=False)
+    async def metrics(request: Request) -> Response:
+        """Prometheus metrics, for a hub token with the ``read:metrics`` scope."""
+        await metrics_reader(request)
+        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(base + "/openapi.json", include_in_schema=False)
     async def openapi(user: CurrentUser) -> JSONResponse:

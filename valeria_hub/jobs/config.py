@@ -188,6 +188,16 @@ class JobsServiceApp(Application):
         config=True,
         help="Largest uploaded zip (decoded bytes); a ConfigMap holds at most 1 MiB.",
     )
+    max_body_bytes = Integer(
+        0,
+        config=True,
+        help="Largest request body; larger ones get 413 before they are read. "
+        "0: room for the largest code upload (base64) plus 1 MiB of job spec.",
+    )
+
+    def body_limit(self) -> int:
+        return self.max_body_bytes or self.code_max_bytes * 4 // 3 + 1024 * 1024
+
     code_dir = Unicode("/code", config=True, help="Working directory the code is unpacked into.")
     unpack_command = List(
         Unicode(),

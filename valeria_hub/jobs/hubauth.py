@@ -277,3 +277,23 @@ async def oauth_callback(request: Request, code: str = "", state: str = "") -> R
 
 
 CurrentUser = Annotated[HubUser, Depends(current_user)]
+
+
+async def metrics_reader(request: Request) -> None:
+    """Allow a hub token (user or service) that holds ``read:metrics``; 401/403 otherwise."""
+    hub: HubAPI = request.app.state.hub
+    token = token_from_headers(request.headers.get("authorization"))
+    if token is None:
+        raise HTTPException(
+            401,
+            "a JupyterHub API token with read:metrics is required",
+            headers={"WWW-Authenticate": "token"},
+        )
+    try:
+        model = await hub.user_for_token(token)
+    except HubUnavailable as e:
+        raise HTTPException(503, f"cannot check the token: {e}") from None
+    if model is None:
+        raise HTTPException(401, "the token is invalid or has expired")
+    if "read:metrics" not in (model.get("scopes") or ()):
+        raise HTTPException(403, "the token lacks the 'read:metrics' scope")

@@ -43,13 +43,13 @@ def is_system_namespace(namespace: str) -> bool:
 
 def user_namespace(prefix: str, username: str) -> str:
     """``<prefix><slug>-<hash>``: a DNS-1123 label, never a system namespace."""
-    if not prefix or not DNS_LABEL.match(prefix.rstrip("-") or "x"):
+    if not prefix or not DNS_LABEL.fullmatch(prefix.rstrip("-") or "x"):
         raise InvalidName(f"namespace prefix {prefix!r} must start a DNS-1123 label")
     digest = user_hash(username)
     room = 63 - len(prefix) - len(digest) - 1
     slug = _slug(username)[: max(room, 0)].strip("-")
     name = f"{prefix}{slug}-{digest}" if slug else f"{prefix.rstrip('-')}-{digest}"
-    if len(name) > 63 or not DNS_LABEL.match(name):
+    if len(name) > 63 or not DNS_LABEL.fullmatch(name):
         raise InvalidName(f"namespace prefix {prefix!r} is too long")
     if is_system_namespace(name):
         raise InvalidName(f"namespace {name!r} would be a system namespace")
@@ -57,7 +57,7 @@ def user_namespace(prefix: str, username: str) -> str:
 
 
 def check_shared_namespace(namespace: str) -> str:
-    if not DNS_LABEL.match(namespace) or len(namespace) > 63:
+    if not DNS_LABEL.fullmatch(namespace) or len(namespace) > 63:
         raise InvalidName(f"shared namespace {namespace!r} is not a DNS-1123 label")
     if is_system_namespace(namespace):
         raise InvalidName(f"shared namespace {namespace!r} is a system namespace")
@@ -70,7 +70,7 @@ def check_object_name(name: str, max_length: int = MAX_JOB_NAME, what: str = "na
         raise InvalidName(f"{what} must be a non-empty string")
     if len(name) > max_length:
         raise InvalidName(f"{what} {name!r} is longer than {max_length} characters")
-    if not DNS_LABEL.match(name):
+    if not DNS_LABEL.fullmatch(name):
         raise InvalidName(
             f"{what} {name!r} must consist of lower case alphanumeric characters or '-', "
             "and must start and end with an alphanumeric character"

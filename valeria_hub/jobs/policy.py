@@ -249,7 +249,7 @@ def check_env(raw: Any, where: str) -> list[dict[str, Any]]:
         item = _mapping(item, here)
         _refuse_unknown(item, {"name", "value", "valueFrom"}, here, {})
         name = item.get("name")
-        if not isinstance(name, str) or not ENV_NAME.match(name):
+        if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise PolicyError(f"{here}.name", "must be a valid environment variable name")
         if "valueFrom" in item:
             source = _mapping(item["valueFrom"], f"{here}.valueFrom")
@@ -557,7 +557,7 @@ def parse_extra_env(raw: dict[str, Any]) -> dict[str, tuple[str, bool]]:
     """Operator's templates: ``NAME: "text {username}"`` or ``NAME: {value, secret}``."""
     out = {}
     for name, spec in raw.items():
-        if not ENV_NAME.match(name):
+        if not ENV_NAME.fullmatch(name):
             raise ValueError(f"extra_env: {name!r} is not an environment variable name")
         if isinstance(spec, str):
             template, secret = spec, False

@@ -37,7 +37,7 @@ def parse_quantity(value: Any) -> Decimal:
         if value < 0:
             raise ValueError(f"quantity {value!r} must not be negative")
         return Decimal(str(value))
-    m = _QUANTITY.match(str(value).strip())
+    m = _QUANTITY.fullmatch(str(value).strip())
     if not m:
         raise ValueError(f"not a quantity: {value!r}")
     number, exponent, suffix = m.groups()

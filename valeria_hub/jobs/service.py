@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from .. import tokens
+from ..metrics import JOB_SUBMISSIONS, submission_result
 from ..storage import render_path
 from ..vault import USER_MESSAGES, VaultError
 from . import isolation
@@ -149,6 +150,21 @@ async def submit(
     ctx: Context, user: HubUser, kind: str, job: Any, code: Any, profile: str | None
 ) -> dict[str, Any]:
     """Check, look up the identity, create Secret, ConfigMap and Job; undo on failure."""
+    try:
+        result = await _submit(ctx, user, kind, job, code, profile)
+    except ServiceError as e:
+        JOB_SUBMISSIONS.labels(kind, submission_result(e.status)).inc()
+        raise
+    except Exception:
+        JOB_SUBMISSIONS.labels(kind, "error").inc()
+        raise
+    JOB_SUBMISSIONS.labels(kind, "created").inc()
+    return result
+
+
+async def _submit(
+    ctx: Context, user: HubUser, kind: str, job: Any, code: Any, profile: str | None
+) -> dict[str, Any]:
     settings = ctx.settings
     namespace = ctx.namespace(user)
     rules = settings.rules()

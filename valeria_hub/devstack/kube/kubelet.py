@@ -30,6 +30,7 @@ import contextlib
 import ipaddress
 import logging
 import os
+import random
 import shutil
 import signal
 import ssl
@@ -64,7 +65,7 @@ class Kubelet:
         backoff_max: float = 300.0,
         config_retry: float = 2.0,
         shutdown_grace: float = 2.0,
-        pod_network: str = "127.10.0.0/16",
+        pod_network: str | None = None,
         isolate: bool | None = None,
     ) -> None:
         self.store = store
@@ -75,6 +76,10 @@ class Kubelet:
         self.backoff_max = backoff_max
         self.config_retry = config_retry
         self.shutdown_grace = shutdown_grace
+        # a random /16 of the loopback range, so that stand-ins running side by side
+        # (parallel test runs) never hand out the same pod IP
+        if pod_network is None:
+            pod_network = f"127.{random.randint(16, 250)}.0.0/16"
         self.network = ipaddress.ip_network(pod_network)
         self._isolate = isolate
         self.namespaced = False

@@ -5,8 +5,9 @@ process in its own process group, with a base "image" environment. Decisions are
 pure functions; ``spawn``/``terminate`` are the I/O edge.
 
 Network emulation: every pod shares the host network, so each pod gets its own
-loopback address (127.10.x.y) and the bind-all address ``0.0.0.0`` in the container's
-command, args and env values is rewritten to that address (``POD_IP`` is set too).
+loopback address (127.N.x.y, from a random /16 per kubelet) and the bind-all address
+``0.0.0.0`` in the container's command, args and env values is rewritten to that
+address (``POD_IP`` is set too).
 That is what lets two notebook servers on port 8888 coexist. A process that binds
 all interfaces without saying ``0.0.0.0`` still binds every address.
 """
