@@ -15,7 +15,7 @@ import pytest
 from _auth_hub import login  # noqa: F401 - re-exported for the e2e tests
 
 from valeria_hub.devstack.hub import HubProcess, free_port
-from valeria_hub.devstack.stack import DevStack
+from valeria_hub.devstack.stack import DEMO_KUBE_TOKEN, DevStack
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
@@ -28,8 +28,31 @@ def require_root(what: str) -> None:
         pytest.skip(f"{what} needs root")
 
 
+OPENSHIFT = Path(__file__).resolve().parent.parent / "openshift"
+
+
+def deployment_tokens(namespace: str = "default") -> dict:
+    """RBAC for the stand-in: exactly what openshift/ grants the hub's service account.
+
+    The namespaced Role in the hub's namespace plus the ClusterRole of per-user
+    namespaces (the jobs service's default mode). Every end-to-end test that uses
+    :func:`running_stack` runs with these permissions and no more.
+    """
+    import yaml
+
+    def rules(name: str, kind: str) -> list[dict]:
+        template = yaml.safe_load((OPENSHIFT / name).read_text())
+        return next(o["rules"] for o in template["objects"] if o["kind"] == kind)
+
+    granted = [dict(r, namespaces=[namespace]) for r in rules("valeria-hub-template.yaml", "Role")]
+    granted += rules("rbac-user-namespaces.yaml", "ClusterRole")
+    user = f"system:serviceaccount:{namespace}:valeria-hub-hub"
+    return {DEMO_KUBE_TOKEN: {"user": user, "rules": granted}}
+
+
 @contextmanager
 def running_stack(tmp: Path, **kube_options) -> Iterator[DevStack]:
+    kube_options.setdefault("tokens", deployment_tokens())
     stack = DevStack(tmp / "state", kube_options={"strict_schema": True, **kube_options})
     with stack.serve_in_threads():
         yield stack
