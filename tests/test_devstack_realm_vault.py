@@ -120,3 +120,19 @@ def test_expired_token_is_refused(realm_and_vault):
     finally:
         vault.model.clock = time.time
         kc.call(kc.advance, -3600)
+
+
+def test_user_cannot_rewrite_their_own_uid(realm_and_vault):
+    """A user who could write their uid secret could take anyone's NFS identity."""
+    kc, vault, entities = realm_and_vault
+    client, auth = login(kc, vault, "alice")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        client.secrets.kv.v2.create_or_update_secret(
+            path=f"users/{auth['entity_id']}/uid",
+            secret={"uid": "1002"},
+            mount_point="valeria",
+        )
+    with pytest.raises(hvac.exceptions.Forbidden):
+        client.secrets.kv.v2.delete_latest_version_of_secret(
+            path=f"users/{auth['entity_id']}/ceph", mount_point="valeria"
+        )

@@ -43,11 +43,16 @@ CONTROL = CONTROL_PREFIX + "/vault"
 
 
 def valeria_user_policy(mount: str) -> str:
-    """Seed 003's per-user policy, with its metadata path fixed (``users/`` was missing)."""
+    """Seed 003's per-user policy, made read-only, with its metadata path fixed.
+
+    Seed 003 let users create, update and delete their own entries: a user could then
+    write someone else's uid into their own ``uid`` secret and get that person's NFS
+    files in their next notebook. Only onboarding writes; users read.
+    """
     return f"""\
-# Each user manages their own secrets, and only theirs.
+# Each user reads their own uid and S3 keys, and only theirs; onboarding writes them.
 path "{mount}/data/users/{{{{identity.entity.id}}}}/*" {{
-  capabilities = ["create", "update", "read", "delete"]
+  capabilities = ["read"]
 }}
 
 path "{mount}/metadata/users/{{{{identity.entity.id}}}}/*" {{
