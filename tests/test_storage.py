@@ -43,12 +43,18 @@ def test_profile_from_secrets_parses_ids_and_keys():
         ({"uid": "0"}, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}, "malformed"),
         ({"uid": "-5"}, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}, "malformed"),
         ({"uid": "abc"}, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}, "malformed"),
+        ({"uid": "999"}, {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"}, "malformed"),
+        (
+            {"uid": "1001", "gid": "0"},
+            {"AWS_ACCESS_KEY_ID": "a", "AWS_SECRET_ACCESS_KEY": "s"},
+            "malformed",
+        ),
         ({"uid": "1001"}, {"AWS_ACCESS_KEY_ID": "a"}, "not_provisioned"),
     ],
 )
 def test_profile_from_secrets_refuses_unusable_data(uid_data, s3_data, reason):
     with pytest.raises(VaultError) as e:
-        profile_from_secrets("bob", "e2", uid_data, s3_data)
+        profile_from_secrets("bob", "e2", uid_data, s3_data, min_id=1000)
     assert e.value.reason == reason
 
 

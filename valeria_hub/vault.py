@@ -89,14 +89,15 @@ def tls_context(ca_bundle: str = "") -> ssl.SSLContext:
     return httpx.create_ssl_context()
 
 
-def parse_uid(value: Any, what: str) -> int:
-    """A POSIX id from Vault's data: an int or a decimal string, never root, never negative."""
+def parse_uid(value: Any, what: str, minimum: int = 1) -> int:
+    """A POSIX id from Vault's data: a decimal, never root, never below ``minimum``."""
     try:
         number = int(str(value).strip())
     except (TypeError, ValueError):
         raise VaultError("malformed", f"{what} in Vault is not a number") from None
-    if number <= 0 or number > 2**31 - 1:
-        raise VaultError("malformed", f"{what} in Vault is out of range (must be 1..2147483647)")
+    low = max(1, minimum)
+    if number < low or number > 2**31 - 1:
+        raise VaultError("malformed", f"{what} in Vault is out of range ({low}..2147483647)")
     return number
 
 
@@ -134,6 +135,12 @@ class VaultIdentity(LoggingConfigurable):
     )
     s3_secret_key_key = Unicode(
         "AWS_SECRET_ACCESS_KEY", config=True, help="Key of the S3 secret key in the S3 secret."
+    )
+    min_id = Integer(
+        1000,
+        config=True,
+        help="Lowest uid/gid accepted from Vault: system accounts below it are refused "
+        "(match the notebook SCC's uid range).",
     )
     timeout = Float(10.0, config=True, help="Seconds allowed for each Vault request.")
     connect_retries = Integer(
@@ -270,6 +277,7 @@ class VaultIdentity(LoggingConfigurable):
             entity_id,
             uid_data,
             s3_data,
+            min_id=self.min_id,
             uid_key=self.uid_key,
             gid_key=self.gid_key,
             access_key_key=self.s3_access_key_key,
@@ -288,12 +296,17 @@ def profile_from_secrets(
     gid_key: str = "gid",
     access_key_key: str = "AWS_ACCESS_KEY_ID",
     secret_key_key: str = "AWS_SECRET_ACCESS_KEY",
+    min_id: int = 1,
 ) -> UserProfile:
     """Pure: the profile from the two KV secrets, or VaultError naming what is missing."""
     if uid_key not in uid_data:
         raise VaultError("not_provisioned", f"the uid secret has no {uid_key!r} key")
-    uid = parse_uid(uid_data[uid_key], "uid")
-    gid = parse_uid(uid_data[gid_key], "gid") if uid_data.get(gid_key) not in (None, "") else None
+    uid = parse_uid(uid_data[uid_key], "uid", min_id)
+    gid = (
+        parse_uid(uid_data[gid_key], "gid", min_id)
+        if uid_data.get(gid_key) not in (None, "")
+        else None
+    )
     missing = [k for k in (access_key_key, secret_key_key) if not s3_data.get(k)]
     if missing:
         raise VaultError("not_provisioned", f"the S3 secret lacks {', '.join(missing)}")
