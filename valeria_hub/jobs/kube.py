@@ -16,7 +16,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
 
-from .shapes import iso_datetimes
+from .shapes import client_shape, iso_datetimes
 
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
 
@@ -93,6 +93,22 @@ class Kube:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise KubeError(0, f"the Kubernetes API is unreachable ({type(e).__name__})") from None
 
+    async def _raw(self, fn: Any, type_name: str, *args: Any, **kwargs: Any) -> dict[str, Any]:
+        """Call ``fn`` for raw JSON and shape it like ``to_dict()`` (see client_shape)."""
+        resp = await self._call(fn, *args, _preload_content=False, **kwargs)
+        try:
+            if not 200 <= resp.status < 300:
+                # unread, the client raises nothing: the status is ours to check
+                raise _error_from_body(resp.status, await resp.text(), resp.reason or "")
+            data = await resp.json(content_type=None)
+        except (ValueError, aiohttp.ClientError) as e:
+            raise KubeError(
+                0, f"the Kubernetes API answered garbage ({type(e).__name__})"
+            ) from None
+        finally:
+            resp.release()
+        return client_shape(data, type_name)
+
     # -- namespaces -------------------------------------------------------------------
     async def read_namespace(self, name: str) -> dict[str, Any] | None:
         try:
@@ -168,7 +184,8 @@ class Kube:
         fn = (
             self.batch.list_namespaced_job if kind == "Job" else self.batch.list_namespaced_cron_job
         )
-        return iso_datetimes((await self._call(fn, namespace, label_selector=selector)).to_dict())
+        type_name = "V1JobList" if kind == "Job" else "V1CronJobList"
+        return await self._raw(fn, type_name, namespace, label_selector=selector)
 
     async def delete_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         fn = (
@@ -181,8 +198,9 @@ class Kube:
 
     # -- pods and logs ------------------------------------------------------------------------
     async def list_pods(self, namespace: str, selector: str) -> dict[str, Any]:
-        pods = await self._call(self.core.list_namespaced_pod, namespace, label_selector=selector)
-        return iso_datetimes(pods.to_dict())
+        return await self._raw(
+            self.core.list_namespaced_pod, "V1PodList", namespace, label_selector=selector
+        )
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -224,8 +242,8 @@ class Kube:
         return _chunks(resp)
 
 
-def _error_from_body(status: int, body: str) -> KubeError:
-    e = ApiException(status=status, reason="")
+def _error_from_body(status: int, body: str, reason: str = "") -> KubeError:
+    e = ApiException(status=status, reason=reason)
     e.body = body
     return _error(e)
 

@@ -7,8 +7,11 @@ None) and reads the same shape back; Kubernetes speaks camelCase. User-owned map
 
 from __future__ import annotations
 
+import functools
 from datetime import datetime
 from typing import Any
+
+from kubernetes_asyncio.client import models as k8s_models
 
 FREE_MAPS = {"labels", "annotations", "limits", "requests", "nodeSelector", "node_selector"}
 FREE_MAPS |= {"data", "binaryData", "binary_data"}
@@ -54,4 +57,51 @@ def iso_datetimes(value: Any) -> Any:
         return {k: iso_datetimes(v) for k, v in value.items()}
     if isinstance(value, list):
         return [iso_datetimes(v) for v in value]
+    return value
+
+
+_SCALARS = frozenset({"str", "int", "float", "bool", "object", "date", "bytearray"})
+
+
+@functools.cache
+def _fields(type_name: str) -> tuple[tuple[str, str, str], ...]:
+    """(python attribute, JSON key, attribute type) of a client model, e.g. V1Job."""
+    model = getattr(k8s_models, type_name)
+    return tuple(
+        (attr, model.attribute_map[attr], attr_type)
+        for attr, attr_type in model.openapi_types.items()
+    )
+
+
+def client_shape(value: Any, type_name: str) -> Any:
+    """Raw API JSON -> what the client's ``model.to_dict()`` gives, without building models.
+
+    Pure and fast: deserializing a 2,000-job list into typed models and back took
+    about a second of the service's event loop; this walk takes milliseconds. Every
+    model attribute is present (None when absent), keys are snake_case, free-form
+    maps keep their keys, and times are ``isoformat()`` text as :func:`iso_datetimes`
+    writes them.
+    """
+    if value is None:
+        return None
+    if type_name.startswith("list["):
+        inner = type_name[5:-1]
+        return [client_shape(v, inner) for v in value]
+    if type_name.startswith("dict("):
+        inner = type_name[type_name.index(",") + 1 : -1].strip()
+        return {k: client_shape(v, inner) for k, v in value.items()}
+    if type_name == "datetime":
+        return _iso(value)
+    if type_name in _SCALARS:
+        return value
+    return {attr: client_shape(value.get(key), t) for attr, key, t in _fields(type_name)}
+
+
+def _iso(value: Any) -> Any:
+    """'2026-11-22T11:26:31Z' -> '2026-11-22T11:26:31+00:00' (to_dict()'s datetime, as text)."""
+    if isinstance(value, str):
+        try:
+            return datetime.fromisoformat(value.replace("Z", "+00:00")).isoformat()
+        except ValueError:
+            return value
     return value

@@ -1,0 +1,58 @@
+"""Submit, list, show and delete the caller's workloads: one router per kind.
+
+Jobs and CronJobs have the same four routes (kbatch-proxy's layout); only the kind and
+the path differ, so both routers come from :func:`make_router`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+
+from .. import service
+from ..hubauth import CurrentUser
+from ..models import ErrorOut, KubeList, KubeObject, KubeStatus, RefusalOut, SubmitBody
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": ErrorOut},
+    403: {"model": ErrorOut},
+    404: {"model": ErrorOut},
+    503: {"model": ErrorOut},
+}
+
+
+def make_router(kind: str, path: str) -> APIRouter:
+    """The four routes for ``kind`` ("Job" or "CronJob") under ``path`` ("/jobs")."""
+    tag = path.strip("/")
+    router = APIRouter(prefix=path, tags=[tag], responses=ERRORS)
+
+    @router.get("/", response_model=KubeList, name=f"list_{tag}")
+    async def list_owned(request: Request, user: CurrentUser) -> dict:
+        return await service.list_owned(request.app.state.ctx, user, kind)
+
+    @router.post(
+        "/",
+        response_model=KubeObject,
+        status_code=201,
+        name=f"submit_{tag}",
+        responses={
+            409: {"model": ErrorOut},
+            413: {"model": ErrorOut},
+            422: {"model": RefusalOut},
+        },
+    )
+    async def submit(body: SubmitBody, request: Request, user: CurrentUser) -> dict:
+        return await service.submit(
+            request.app.state.ctx, user, kind, body.job, body.code, body.profile
+        )
+
+    @router.get("/{name}", response_model=KubeObject, name=f"read_{tag}")
+    async def read(name: str, request: Request, user: CurrentUser) -> dict:
+        return await service.get_owned(request.app.state.ctx, user, kind, name)
+
+    @router.delete("/{name}", response_model=KubeStatus, name=f"delete_{tag}")
+    async def delete(name: str, request: Request, user: CurrentUser) -> dict:
+        return await service.delete_owned(request.app.state.ctx, user, kind, name)
+
+    return router
