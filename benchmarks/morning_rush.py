@@ -16,6 +16,7 @@ is the "memory" scenario, printed as its own object.
 from __future__ import annotations
 
 import asyncio
+import os
 import time
 from collections import Counter
 from pathlib import Path
@@ -185,7 +186,7 @@ async def memory(hub: BenchHub, total_users: int, running: int) -> dict[str, Any
 
 
 def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
-    n = 3 if quick else 100
+    n = 3 if quick else int(os.environ.get("VALERIA_BENCH_RUSH_USERS", "100"))
     total = 20 if quick else 1000
     users = bench_users(n)
     # Notebooks run at the lowest CPU priority: in a cluster they run on other nodes,

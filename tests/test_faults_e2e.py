@@ -64,7 +64,11 @@ def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("faults")
     # cleanup_servers=False: a hub restart (an upgrade, a moved pod) must not stop every
     # notebook; the repository config should set it (reported), the flag stands in for now
-    args = [f"--VaultIdentity.timeout={VAULT_TIMEOUT}", "--JupyterHub.cleanup_servers=False"]
+    args = [
+        f"--VaultIdentity.timeout={VAULT_TIMEOUT}",
+        # how long Kubernetes calls are retried before a spawn gives up (30 s by default)
+        "--KubeSpawner.k8s_api_request_retry_timeout=15",
+    ]
     with running_stack(tmp) as stack:
         tune_kubelet(stack)
         with managed_hub(stack, tmp / "hub", extra_args=args) as hub:
@@ -188,14 +192,25 @@ def test_kubernetes_500_on_secret_fails_cleanly_and_next_spawn_works(env):
     stack, state = env
     ensure_stopped(stack, state, "bob")
     client = client_of(state, "bob")
-    injected = stack.kube.faults.inject(
+    # a passing 500 is retried: the spawn succeeds with one Secret
+    once = stack.kube.faults.inject(
         "/api/v1/namespaces/default/secrets", method="POST", status=500, times=1
     )
-    spawn(client, state["hub"])
-    events = progress_events(client, state["hub"], "bob")
-    assert events[-1].get("failed")
-    assert "Could not store your S3 credentials" in events[-1]["message"]
-    assert injected.hits == 1 and not user_objects(stack, "bob")
+    start_server(stack, state, "bob")
+    assert once.hits == 1
+    ensure_stopped(stack, state, "bob")
+    # an API that keeps failing: a clear message once the retries run out, nothing left
+    failing = stack.kube.faults.inject(
+        "/api/v1/namespaces/default/secrets", method="POST", status=500
+    )
+    try:
+        spawn(client, state["hub"])
+        events = progress_events(client, state["hub"], "bob")
+        assert events[-1].get("failed")
+        assert "Could not store your S3 credentials" in events[-1]["message"]
+        assert failing.hits > 1 and not user_objects(stack, "bob")
+    finally:
+        stack.kube.faults.remove(failing)
     start_server(stack, state, "bob")
     SURVIVED["kube secret create 500"] = True
 

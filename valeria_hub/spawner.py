@@ -46,6 +46,13 @@ STATUS_BY_REASON = {
 TRANSIENT_KUBE_STATUSES = frozenset({429, 500, 502, 503, 504})
 
 
+def _kube_error(e: BaseException) -> str:
+    """A short, secret-free description of a failed Kubernetes call."""
+    if isinstance(e, ApiException):
+        return f"HTTP {e.status}"
+    return type(e).__name__
+
+
 class SpawnRefused(web.HTTPError):
     """A spawn stopped on purpose; JupyterHub shows ``jupyterhub_message`` to the user."""
 
@@ -209,6 +216,29 @@ class ValeriaSpawner(KubeSpawner):
         return profile
 
     # -- the per-server S3 Secret ---------------------------------------------------
+    async def _kube(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
+        """One Kubernetes call, retried on timeouts, dropped connections, 429 and 5xx
+        with back-off for up to ``k8s_api_request_retry_timeout``; other errors at once.
+
+        A busy API server (a morning rush) answers slowly; a spawn should wait for it,
+        not fail on the first slow answer.
+        """
+        deadline = time.monotonic() + self.k8s_api_request_retry_timeout
+        delay = 0.2
+        while True:
+            try:
+                return await asyncio.wait_for(
+                    fn(*args, **kwargs), timeout=self.k8s_api_request_timeout
+                )
+            except ApiException as e:
+                if e.status not in TRANSIENT_KUBE_STATUSES or time.monotonic() > deadline:
+                    raise
+            except (TimeoutError, aiohttp.ClientError):
+                if time.monotonic() > deadline:
+                    raise
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
     async def ensure_s3_secret(self, profile: UserProfile) -> None:
         manifest = s3_secret_manifest(
             self.secret_name_s3,
@@ -218,20 +248,22 @@ class ValeriaSpawner(KubeSpawner):
             labels={**self._build_common_labels({}), "component": "s3-credentials"},
         )
         try:
-            await self.api.create_namespaced_secret(
-                self.namespace, manifest, _request_timeout=self.k8s_api_request_timeout
-            )
-        except ApiException as e:
-            if e.status != 409:
-                raise SpawnRefused(
-                    "kubernetes", "Could not store your S3 credentials for the server; try again."
-                ) from None
-            await self.api.replace_namespaced_secret(
-                self.secret_name_s3,
-                self.namespace,
-                manifest,
-                _request_timeout=self.k8s_api_request_timeout,
-            )
+            try:
+                await self._kube(self.api.create_namespaced_secret, self.namespace, manifest)
+            except ApiException as e:
+                if e.status != 409:
+                    raise
+                await self._kube(
+                    self.api.replace_namespaced_secret,
+                    self.secret_name_s3,
+                    self.namespace,
+                    manifest,
+                )
+        except (ApiException, TimeoutError, aiohttp.ClientError) as e:
+            self.log.warning("Could not store %s: %s", self.secret_name_s3, _kube_error(e))
+            raise SpawnRefused(
+                "kubernetes", "Could not store your S3 credentials for the server; try again."
+            ) from None
 
     async def adopt_s3_secret(self) -> None:
         """Make the running pod own the Secret, so it goes with the pod in any case."""
@@ -247,23 +279,26 @@ class ValeriaSpawner(KubeSpawner):
             "controller": False,
         }
         try:
-            await self.api.patch_namespaced_secret(
+            await self._kube(
+                self.api.patch_namespaced_secret,
                 self.secret_name_s3,
                 self.namespace,
                 {"metadata": {"ownerReferences": [owner]}},
-                _request_timeout=self.k8s_api_request_timeout,
             )
-        except ApiException as e:
-            self.log.warning("Could not set the owner of %s: %s", self.secret_name_s3, e.status)
+        except (ApiException, TimeoutError, aiohttp.ClientError) as e:
+            # the server runs; stop() still deletes the Secret
+            self.log.warning(
+                "Could not set the owner of %s: %s", self.secret_name_s3, _kube_error(e)
+            )
 
     async def delete_s3_secret(self) -> None:
         try:
-            await self.api.delete_namespaced_secret(
-                self.secret_name_s3, self.namespace, _request_timeout=self.k8s_api_request_timeout
-            )
+            await self._kube(self.api.delete_namespaced_secret, self.secret_name_s3, self.namespace)
         except ApiException as e:
             if e.status != 404:
                 self.log.warning("Could not delete %s: HTTP %s", self.secret_name_s3, e.status)
+        except (TimeoutError, aiohttp.ClientError) as e:
+            self.log.warning("Could not delete %s: %s", self.secret_name_s3, _kube_error(e))
 
     # -- KubeSpawner hooks ------------------------------------------------------------
     async def _profiles(self) -> list:
