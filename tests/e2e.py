@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
+import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -147,3 +149,30 @@ def notebook_processes(user: str, hub: HubProcess | None = None) -> list[dict]:
 def stack_objects(stack: DevStack, resource: str, namespace: str | None = None) -> list[dict]:
     items, _ = stack.kube.call(stack.kube.store.list, resource, namespace)
     return items
+
+
+class Output:
+    """Collects a process's output on a thread, so the test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, marker: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if marker in self.text:
+                return self.text
+            if not self.thread.is_alive():
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{marker!r} never appeared; output so far:\n{self.text}")

@@ -7,42 +7,14 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
-from e2e import browser, notebook_processes, progress_events, spawn
+from e2e import Output, browser, notebook_processes, progress_events, spawn
 
 from valeria_hub.devstack.hub import free_port
-
-
-class Output:
-    """Collects a process's output on a thread, so the test can wait for a line."""
-
-    def __init__(self, proc: subprocess.Popen) -> None:
-        self.lines: list[str] = []
-        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
-        self.thread.start()
-
-    def _read(self, proc: subprocess.Popen) -> None:
-        for line in proc.stdout:
-            self.lines.append(line)
-
-    @property
-    def text(self) -> str:
-        return "".join(self.lines)
-
-    def wait_for(self, marker: str, timeout: float) -> str:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if marker in self.text:
-                return self.text
-            if not self.thread.is_alive():
-                break
-            time.sleep(0.2)
-        raise AssertionError(f"{marker!r} never appeared; output so far:\n{self.text}")
 
 
 def processes_mentioning(text: str) -> list[int]:

@@ -10,7 +10,8 @@ from pathlib import Path
 def _devstack(args: argparse.Namespace) -> int:
     from .devstack.stack import run_devstack
 
-    return run_devstack(Path(args.state_dir), host=args.host)
+    ports = {"keycloak": args.keycloak_port, "vault": args.vault_port, "kube": args.kube_port}
+    return run_devstack(Path(args.state_dir), host=args.host, ports=ports)
 
 
 def _demo(args: argparse.Namespace) -> int:
@@ -41,6 +42,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--state-dir", default=".devstack", help="where pods' files and logs go")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (loopback)")
+    p.add_argument("--keycloak-port", type=int, default=8080, help="the Keycloak stand-in")
+    p.add_argument("--vault-port", type=int, default=8200, help="the Vault stand-in")
+    p.add_argument("--kube-port", type=int, default=6443, help="the Kubernetes API stand-in")
     p.set_defaults(func=_devstack)
 
     p = sub.add_parser(

@@ -218,12 +218,14 @@ def demo_users_text() -> str:
     return "\n".join(rows)
 
 
-def run_devstack(state_dir: Path, host: str = "127.0.0.1") -> int:
+def run_devstack(
+    state_dir: Path, host: str = "127.0.0.1", ports: dict[str, int] | None = None
+) -> int:
     """``valeria-hub devstack``: the stand-ins on fixed ports until Ctrl-C."""
     import signal
 
     async def main() -> None:
-        stack = DevStack(state_dir, ports=DEMO_PORTS, host=host)
+        stack = DevStack(state_dir, ports={**DEMO_PORTS, **(ports or {})}, host=host)
         await stack.start()
         print("valeria-hub devstack is running:\n" + stack.describe(), flush=True)
         print("Users (password = name):\n" + demo_users_text(), flush=True)
