@@ -176,3 +176,18 @@ class Output:
                 break
             time.sleep(0.2)
         raise AssertionError(f"{marker!r} never appeared; output so far:\n{self.text}")
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen, Output]:
+    """``valeria-hub ARGS`` in its own session, its output collected on a thread."""
+    import sys
+
+    exe = Path(sys.executable).parent / "valeria-hub"
+    proc = subprocess.Popen(
+        [str(exe), *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    return proc, Output(proc)

@@ -6,13 +6,12 @@ from __future__ import annotations
 import os
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 from types import SimpleNamespace
 
 import httpx
-from e2e import Output, browser, notebook_processes, progress_events, spawn
+from e2e import browser, notebook_processes, progress_events, spawn, start_cli
 
 from valeria_hub.devstack.hub import free_port
 
@@ -34,34 +33,25 @@ def processes_mentioning(text: str) -> list[int]:
 
 def test_demo_starts_serves_spawns_and_stops_cleanly(tmp_path):
     ports = {name: free_port() for name in ("port", "hub-api", "proxy-api", "kc", "vault", "kube")}
-    exe = Path(sys.executable).parent / "valeria-hub"
     state = tmp_path / "demo-state"
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "demo",
-            "--state-dir",
-            str(state),
-            "--port",
-            str(ports["port"]),
-            "--hub-api-port",
-            str(ports["hub-api"]),
-            "--proxy-api-port",
-            str(ports["proxy-api"]),
-            "--keycloak-port",
-            str(ports["kc"]),
-            "--vault-port",
-            str(ports["vault"]),
-            "--kube-port",
-            str(ports["kube"]),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    proc, output = start_cli(
+        "demo",
+        "--state-dir",
+        str(state),
+        "--port",
+        str(ports["port"]),
+        "--hub-api-port",
+        str(ports["hub-api"]),
+        "--proxy-api-port",
+        str(ports["proxy-api"]),
+        "--keycloak-port",
+        str(ports["kc"]),
+        "--vault-port",
+        str(ports["vault"]),
+        "--kube-port",
+        str(ports["kube"]),
     )
     public = f"http://127.0.0.1:{ports['port']}"
-    output = Output(proc)
     try:
         out = output.wait_for("Ctrl-C stops everything.", timeout=120)
         assert f"{public}/hub/login" in out

@@ -3,42 +3,30 @@
 from __future__ import annotations
 
 import signal
-import subprocess
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import hvac
 import kubernetes
-from e2e import Output
+from e2e import start_cli
 
 from valeria_hub.devstack.hub import free_port
 
 
 def test_devstack_serves_real_clients_and_stops_on_ctrl_c(tmp_path):
     ports = {name: free_port() for name in ("kc", "vault", "kube")}
-    exe = Path(sys.executable).parent / "valeria-hub"
     state = tmp_path / "devstack"
-    proc = subprocess.Popen(
-        [
-            str(exe),
-            "devstack",
-            "--state-dir",
-            str(state),
-            "--keycloak-port",
-            str(ports["kc"]),
-            "--vault-port",
-            str(ports["vault"]),
-            "--kube-port",
-            str(ports["kube"]),
-        ],
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-        start_new_session=True,
+    proc, output = start_cli(
+        "devstack",
+        "--state-dir",
+        str(state),
+        "--keycloak-port",
+        str(ports["kc"]),
+        "--vault-port",
+        str(ports["vault"]),
+        "--kube-port",
+        str(ports["kube"]),
     )
-    output = Output(proc)
     try:
         out = output.wait_for("Ctrl-C stops everything.", timeout=60)
         realm = f"http://127.0.0.1:{ports['kc']}/realms/valeria"

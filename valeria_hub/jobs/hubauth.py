@@ -184,6 +184,14 @@ def wants_html(request: Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
+async def token_owner(hub: HubAPI, token: str) -> dict[str, Any] | None:
+    """The hub's model of the token's owner, None if refused; 503 if the hub is down."""
+    try:
+        return await hub.user_for_token(token)
+    except HubUnavailable as e:
+        raise HTTPException(503, f"cannot check the token: {e}") from None
+
+
 async def current_user(request: Request) -> HubUser:
     """The dependency on every protected route: 401, 403 or the caller."""
     settings = request.app.state.settings
@@ -201,10 +209,7 @@ async def current_user(request: Request) -> HubUser:
             "a JupyterHub API token is required (Authorization: token ...)",
             headers={"WWW-Authenticate": "token"},
         )
-    try:
-        model = await hub.user_for_token(token)
-    except HubUnavailable as e:
-        raise HTTPException(503, f"cannot check the token: {e}") from None
+    model = await token_owner(hub, token)
     if model is None:
         if from_cookie and wants_html(request):
             raise LoginRedirect(str(request.url.path))
@@ -289,10 +294,7 @@ async def metrics_reader(request: Request) -> None:
             "a JupyterHub API token with read:metrics is required",
             headers={"WWW-Authenticate": "token"},
         )
-    try:
-        model = await hub.user_for_token(token)
-    except HubUnavailable as e:
-        raise HTTPException(503, f"cannot check the token: {e}") from None
+    model = await token_owner(hub, token)
     if model is None:
         raise HTTPException(401, "the token is invalid or has expired")
     if "read:metrics" not in (model.get("scopes") or ()):

@@ -82,13 +82,14 @@ def record_event(
         "reportingInstance": host or "",
     }
     base = ref["name"] or "event"
-    for _ in range(5):
-        event["metadata"]["name"] = f"{base}.{time.time_ns():x}"
+    # a time-ordered, random-suffixed name; a clash is retried with a new suffix
+    for _ in range(4):
+        event["metadata"]["name"] = f"{base}.{time.time_ns():x}{secrets.token_hex(2)}"
         try:
             return store.create("v1/events", namespace, event)
         except AlreadyExists:
-            time.sleep(0)
-    event["metadata"]["name"] = f"{base}.{time.time_ns():x}{secrets.token_hex(2)}"
+            continue
+    event["metadata"]["name"] = f"{base}.{time.time_ns():x}{secrets.token_hex(8)}"
     return store.create("v1/events", namespace, event)
 
 
