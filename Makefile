@@ -31,6 +31,9 @@ $(BIN)/python:
 
 $(STAMP): pyproject.toml | $(BIN)/python
 	$(BIN)/pip install -q -e '.[test,demo]'
+	@# devstack/, tests/ and benchmarks/ are not part of the product's wheel: the checkout
+	@# itself goes on the virtualenv's path so that `python -m devstack` works anywhere.
+	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/valeria-hub-checkout.pth"
 	touch $@
 
 $(CHP):
@@ -62,10 +65,10 @@ system-deps:
 	fi
 
 demo: $(STAMP) $(CHP) $(NB_STAMP)
-	$(BIN)/valeria-hub demo
+	$(BIN)/python -m devstack demo
 
 devstack: $(STAMP)
-	$(BIN)/valeria-hub devstack
+	$(BIN)/python -m devstack run
 
 test: $(STAMP) $(CHP) $(NB_STAMP) $(KB_STAMP) system-deps
 	$(BIN)/ruff check .

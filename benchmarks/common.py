@@ -20,9 +20,9 @@ from typing import Any
 
 import httpx
 
-from valeria_hub.devstack.hub import HubProcess, free_port, notebook_command
-from valeria_hub.devstack.looplag import read_records, summarize
-from valeria_hub.devstack.stack import DEMO_STORAGE, DemoStorage, DevStack
+from benchmarks.looplag import read_records, summarize
+from devstack.hub import HubProcess, free_port, notebook_command
+from devstack.stack import DEMO_STORAGE, DemoStorage, DevStack
 
 HERE = Path(__file__).resolve().parent
 BENCH_CONFIG = HERE / "hub_config.py"

@@ -6,7 +6,7 @@ that only the benchmarks set:
 - ``VALERIA_BENCH_TOKEN``: an API token for a ``bench`` service (admin on users and
   servers, to seed users, read server state and mint user tokens);
 - ``VALERIA_BENCH_LOOPLAG``: a file for the event-loop lag monitor
-  (``valeria_hub.devstack.looplag``), started inside the hub's loop;
+  (``benchmarks.looplag``), started inside the hub's loop;
 - ``VALERIA_BENCH_PLAIN``: JSON of ``KubeSpawner`` settings: the hub then runs plain
   KubeSpawner with them (the baseline of the spawn-overhead scenario);
 - ``VALERIA_BENCH_REFRESH``: ``auth_refresh_age,refresh_margin`` for the refresh scenario.
@@ -29,7 +29,7 @@ if token := os.environ.get("VALERIA_BENCH_TOKEN"):
     )
 
 if lag_file := os.environ.get("VALERIA_BENCH_LOOPLAG"):
-    from valeria_hub.devstack.looplag import LoopLagMonitor
+    from benchmarks.looplag import LoopLagMonitor
 
     LoopLagMonitor(lag_file).start()
 

@@ -5,7 +5,7 @@ HTTP (no browser) and then all start their servers at once, with the same call t
 spawn page makes. Each notebook is a real ``jupyterhub-singleuser`` run by the
 kubelet stand-in as the user's uid. While that happens a prober calls ``GET
 /hub/api/`` every 50 ms through the proxy, and the hub's event-loop lag monitor
-(``valeria_hub.devstack.looplag``) records the worst stall and the code running at
+(``benchmarks.looplag``) records the worst stall and the code running at
 the time.
 
 Afterwards, with the servers still running, the same hub gets 1,000 users in its
@@ -24,7 +24,7 @@ from typing import Any
 
 import httpx
 
-from valeria_hub.devstack.hub import notebook_command
+from devstack.hub import notebook_command
 
 from .common import (
     BenchHub,

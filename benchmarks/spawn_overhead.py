@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from valeria_hub.devstack.stack import NFS_EXPORT, NFS_SERVER
+from devstack.stack import NFS_EXPORT, NFS_SERVER
 from valeria_hub.flavours import DEFAULT_FLAVOURS
 from valeria_hub.storage import StorageLayout, s3_secret_manifest
 from valeria_hub.vault import UserProfile

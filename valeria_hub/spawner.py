@@ -24,7 +24,7 @@ from kubespawner.utils import get_k8s_model
 from tornado import web
 from traitlets import Dict, Float, Instance, Unicode, default
 
-from . import tokens
+from .auth import state as tokens
 from .flavours import DEFAULT_FLAVOURS, check_resources, validate_user_options
 from .metrics import SPAWN_FAILURES
 from .storage import StorageLayout, render_path, s3_secret_manifest, secret_name

@@ -12,7 +12,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-from .. import tokens
+from ..auth import state as tokens
 from ..metrics import JOB_SUBMISSIONS, submission_result
 from ..storage import render_path
 from ..vault import USER_MESSAGES, VaultError

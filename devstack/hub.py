@@ -1,0 +1,149 @@
+"""A real JupyterHub process for the demo and the end-to-end tests.
+
+The hub runs as its own process, configured by the repository's
+``jupyterhub_config.py`` with only environment variables differing from production.
+Its proxy (configurable-http-proxy) is its child; stopping the hub with SIGTERM makes
+it stop the proxy, and anything still left in the process group is killed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Mapping
+from pathlib import Path
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+DEFAULT_CONFIG = REPO_ROOT / "jupyterhub_config.py"
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    with socket.socket() as s:
+        s.bind((host, 0))
+        return s.getsockname()[1]
+
+
+def notebook_command() -> str:
+    """The single-user server of the stand-in's "notebook image" (see the Makefile)."""
+    image = REPO_ROOT / ".venv-notebook" / "bin" / "jupyterhub-singleuser"
+    return str(image) if image.exists() else "jupyterhub-singleuser"
+
+
+def find_proxy() -> str | None:
+    """configurable-http-proxy from PATH or the repository's local npm prefix."""
+    local = REPO_ROOT / ".node" / "node_modules" / ".bin" / "configurable-http-proxy"
+    if local.exists():
+        return str(local)
+    return shutil.which("configurable-http-proxy")
+
+
+class HubProcess:
+    """Start, wait for, and stop one JupyterHub process."""
+
+    def __init__(
+        self,
+        env: Mapping[str, str],
+        workdir: Path,
+        *,
+        config: Path = DEFAULT_CONFIG,
+        public_url: str,
+        log_path: Path | None = None,
+        extra_args: list[str] | None = None,
+    ) -> None:
+        self.env = dict(env)
+        self.workdir = Path(workdir)
+        self.config = config
+        self.public_url = public_url.rstrip("/")
+        self.log_path = log_path or self.workdir / "jupyterhub.log"
+        self.extra_args = extra_args or []
+        self.proc: subprocess.Popen | None = None
+        self._log = None
+
+    def command(self) -> list[str]:
+        exe = Path(sys.executable).parent / "jupyterhub"
+        return [
+            str(exe) if exe.exists() else "jupyterhub",
+            "-f",
+            str(self.config),
+            *self.extra_args,
+        ]
+
+    def start(self, timeout: float = 90) -> None:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        env = {**os.environ, **self.env}
+        proxy = find_proxy()
+        if proxy:
+            env["PATH"] = f"{Path(proxy).parent}{os.pathsep}{env.get('PATH', '')}"
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            self.command(),
+            cwd=self.workdir,
+            env=env,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
+        self.wait_ready(timeout)
+
+    def wait_ready(self, timeout: float) -> None:
+        deadline = time.monotonic() + timeout
+        url = f"{self.public_url}/hub/health"
+        while time.monotonic() < deadline:
+            if self.proc is not None and self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"JupyterHub exited with {self.proc.returncode}:\n{self.log_tail()}"
+                )
+            try:
+                with urllib.request.urlopen(url, timeout=2) as resp:  # noqa: S310 - loopback
+                    if resp.status == 200:
+                        return
+            except OSError:
+                pass
+            time.sleep(0.2)
+        self.stop()
+        raise TimeoutError(f"JupyterHub did not answer {url} in {timeout}s:\n{self.log_tail()}")
+
+    async def astart(self, timeout: float = 90) -> None:
+        await asyncio.to_thread(self.start, timeout)
+
+    def log_tail(self, lines: int = 60) -> str:
+        try:
+            return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+    def log_text(self) -> str:
+        try:
+            return self.log_path.read_text(errors="replace")
+        except OSError:
+            return ""
+
+    def stop(self, timeout: float = 15) -> None:
+        proc, self.proc = self.proc, None
+        if proc is not None and proc.poll() is None:
+            with contextlib.suppress(ProcessLookupError):
+                proc.send_signal(signal.SIGTERM)
+            try:
+                proc.wait(timeout)
+            except subprocess.TimeoutExpired:
+                pass
+        if proc is not None:
+            # the proxy and anything else the hub left in its session
+            with contextlib.suppress(ProcessLookupError, PermissionError):
+                os.killpg(proc.pid, signal.SIGKILL)
+            with contextlib.suppress(Exception):
+                proc.wait(5)
+        if self._log is not None:
+            self._log.close()
+            self._log = None
+
+    async def astop(self, timeout: float = 15) -> None:
+        await asyncio.to_thread(self.stop, timeout)

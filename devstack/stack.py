@@ -1,0 +1,243 @@
+"""The three stand-ins together, seeded like a real Valeria deployment.
+
+Keycloak serves the demo realm; Vault trusts that realm for JWT logins, holds the
+templated user policy and the demo users' uid and S3 keys (alice and bob; carol is
+deliberately not provisioned); the Kubernetes API runs pods as local processes.
+Used by ``python -m devstack run``, ``python -m devstack demo`` and the end-to-end tests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import secrets
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from .hub import free_port, notebook_command
+from .keycloak import KeycloakStandIn
+from .server import StandIn
+from .vault import VaultStandIn
+
+DEMO_ROOT_TOKEN = "devstack-root-token"
+DEMO_KUBE_TOKEN = "devstack-hub-token"
+NFS_SERVER = "nfs.devstack.local"
+NFS_EXPORT = "/export"
+DEMO_PORTS = {"keycloak": 8080, "vault": 8200, "kube": 6443}
+
+
+@dataclass(frozen=True)
+class DemoStorage:
+    username: str
+    uid: int
+    gid: int
+    s3_access_key: str
+    s3_secret_key: str
+
+
+# Demo-only values: they exist on loopback stand-ins and nowhere else.
+DEMO_STORAGE = [
+    DemoStorage("alice", 1001, 1001, "DEMOALICEACCESSKEY01", "demo-alice-secret-key-0001"),
+    DemoStorage("bob", 1002, 1002, "DEMOBOBACCESSKEY0002", "demo-bob-secret-key-00002"),
+]
+UNPROVISIONED = ["carol"]
+ADMINS = ["admin"]
+
+
+class DevStack:
+    """Keycloak, Vault and Kubernetes stand-ins, started together and seeded."""
+
+    def __init__(
+        self,
+        state_dir: Path,
+        *,
+        ports: dict[str, int] | None = None,
+        kube_options: dict | None = None,
+        storage: list[DemoStorage] | None = None,
+        host: str = "127.0.0.1",
+    ) -> None:
+        from .kube.server import KubeStandIn
+
+        self.state_dir = Path(state_dir)
+        self.ports = {"keycloak": 0, "vault": 0, "kube": 0, **(ports or {})}
+        self.host = host
+        self.keycloak = KeycloakStandIn()
+        self.vault = VaultStandIn(root_token=DEMO_ROOT_TOKEN)
+        opts = {
+            "root": self.state_dir / "kube",
+            "nfs_root": self.state_dir / "nfs",
+            **(kube_options or {}),
+        }
+        self.kube = KubeStandIn(**opts)
+        self.storage = DEMO_STORAGE if storage is None else storage
+        self.entities: dict[str, str] = {}
+        self.kubeconfig = self.state_dir / "kubeconfig"
+
+    @property
+    def standins(self) -> list[tuple[str, StandIn]]:
+        return [("keycloak", self.keycloak), ("vault", self.vault), ("kube", self.kube)]
+
+    @property
+    def realm_url(self) -> str:
+        return self.keycloak.issuer
+
+    # -- seeding ------------------------------------------------------------------
+    async def seed(self) -> None:
+        """Vault trusts the realm; demo users get their uid and keys."""
+        from .kube.kubeconfig import write_kubeconfig
+
+        await self.vault.configure_valeria(self.keycloak.discovery_url.rsplit("/.well-known", 1)[0])
+        for item in self.storage:
+            user = self.keycloak.realm.find_login(item.username)
+            if user is None:
+                raise RuntimeError(f"demo user {item.username} is not in the realm")
+            self.entities[item.username] = self.vault.provision_user(
+                sub=user.id,
+                username=item.username,
+                uid=item.uid,
+                gid=item.gid,
+                s3_access_key=item.s3_access_key,
+                s3_secret_key=item.s3_secret_key,
+            )
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        self.prepare_nfs()
+        write_kubeconfig(self.kubeconfig, self.kube.url, DEMO_KUBE_TOKEN, namespace="default")
+
+    def prepare_nfs(self) -> None:
+        """Each provisioned user's home and scratch on the export, owned by their uid.
+
+        On a real NFS export these exist already (created with the account); the
+        kubelet stand-in maps the export to ``<state>/nfs/export``.
+        """
+        import os
+
+        export = self.state_dir / "nfs" / NFS_EXPORT.lstrip("/")
+        for item in self.storage:
+            for top in ("home", "scratch"):
+                path = export / top / item.username
+                path.mkdir(parents=True, exist_ok=True)
+                if os.geteuid() == 0:
+                    os.chown(path, item.uid, item.gid)
+                path.chmod(0o700)
+
+    # -- in this loop -----------------------------------------------------------------
+    async def start(self) -> None:
+        for name, s in self.standins:
+            await s.start(self.host, self.ports[name])
+        await self.seed()
+
+    async def stop(self) -> None:
+        for _, s in reversed(self.standins):
+            with contextlib.suppress(Exception):
+                await s.stop()
+
+    # -- each in its own thread (for synchronous clients in tests) ---------------------
+    @contextlib.contextmanager
+    def serve_in_threads(self) -> Iterator[DevStack]:
+        with contextlib.ExitStack() as stack:
+            for name, s in self.standins:
+                stack.enter_context(s.serve_in_thread(self.host, self.ports[name]))
+            self.vault.call(self.seed)
+            yield self
+
+    # -- what the hub needs -------------------------------------------------------------
+    def hub_environment(
+        self,
+        *,
+        public_url: str,
+        hub_port: int,
+        proxy_api_port: int,
+        singleuser_cmd: str | None = None,
+        namespace: str = "default",
+    ) -> dict[str, str]:
+        """The environment that points jupyterhub_config.py at the stand-ins.
+
+        Only these variables differ from a production deployment.
+        """
+        host = public_url.split("://", 1)[1].rsplit(":", 1)[0]
+        return {
+            "JUPYTERHUB_PUBLIC_URL": public_url,
+            "JUPYTERHUB_BIND_URL": public_url,
+            "JUPYTERHUB_HUB_BIND_URL": f"http://{host}:{hub_port}",
+            "JUPYTERHUB_PROXY_API_URL": f"http://{host}:{proxy_api_port}",
+            "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
+            "JUPYTERHUB_COOKIE_SECRET": secrets.token_hex(32),
+            "KEYCLOAK_REALM_URL": self.realm_url,
+            "OAUTH_CLIENT_ID": "jupyterhub",
+            "OAUTH_CLIENT_SECRET": "demo-jupyterhub-secret",
+            "VAULT_URL": self.vault.url or "",
+            "NFS_SERVER": NFS_SERVER,
+            "NFS_PATH": NFS_EXPORT,
+            "S3_ENDPOINT_URL": "http://s3.devstack.local:9000",
+            "KUBECONFIG": str(self.kubeconfig),
+            "KUBERNETES_NAMESPACE": namespace,
+            "NOTEBOOK_CMD": singleuser_cmd or notebook_command(),
+            "VALERIA_DEVSTACK": "1",
+            "INSTITUTION_NAME": "Valeria Demo SSO",
+            "SUPPORT_CONTACT": "support@valeria.example",
+            # the hub-managed jobs service: any free loopback port (reached through the proxy)
+            "JOBS_SERVICE_PORT": str(free_port(host)),
+        }
+
+    def allow_redirects_to(self, public_url: str) -> None:
+        """Let the realm's hub client redirect to a hub on another port (tests)."""
+
+        def change() -> None:
+            client = self.keycloak.realm.clients["jupyterhub"]
+            uris = list(client.redirect_uris)
+            if f"{public_url}/*" not in uris:
+                uris.append(f"{public_url}/*")
+            self.keycloak.update_client("jupyterhub", redirect_uris=uris)
+
+        if self.keycloak._loop is not None and _in_other_thread(self.keycloak):
+            self.keycloak.call(change)
+        else:
+            change()
+
+    def describe(self) -> str:
+        lines = [
+            f"  Keycloak realm  {self.realm_url}",
+            f"  Vault           {self.vault.url}   (root token: {DEMO_ROOT_TOKEN})",
+            f"  Kubernetes API  {self.kube.url}   (kubeconfig: {self.kubeconfig})",
+        ]
+        return "\n".join(lines)
+
+
+def _in_other_thread(s: StandIn) -> bool:
+    try:
+        return asyncio.get_running_loop() is not s._loop
+    except RuntimeError:
+        return True
+
+
+def demo_users_text() -> str:
+    rows = [f"  {d.username:<6} password {d.username:<6} uid {d.uid}" for d in DEMO_STORAGE]
+    rows += [f"  {u:<6} password {u:<6} not provisioned in Vault" for u in UNPROVISIONED]
+    rows += [f"  {u:<6} password {u:<6} hub admin (Keycloak role hub-admin)" for u in ADMINS]
+    return "\n".join(rows)
+
+
+def run_devstack(
+    state_dir: Path, host: str = "127.0.0.1", ports: dict[str, int] | None = None
+) -> int:
+    """``python -m devstack run``: the stand-ins on fixed ports until Ctrl-C."""
+    import signal
+
+    async def main() -> None:
+        stack = DevStack(state_dir, ports={**DEMO_PORTS, **(ports or {})}, host=host)
+        await stack.start()
+        print("the valeria-hub devstack is running:\n" + stack.describe(), flush=True)
+        print("Users (password = name):\n" + demo_users_text(), flush=True)
+        print("Ctrl-C stops everything.", flush=True)
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        try:
+            await stop.wait()
+        finally:
+            await stack.stop()
+
+    asyncio.run(main())
+    return 0

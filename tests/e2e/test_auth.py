@@ -1,0 +1,331 @@
+"""KeycloakAuthenticator in a real JupyterHub process against the Keycloak stand-in.
+
+One hub per module (refresh_margin 3 s, auth_refresh_age 1 s); each test uses its own
+Keycloak user and sets the access-token lifetime it needs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+
+import httpx
+import jwt
+import pytest
+from cryptography.hazmat.primitives.asymmetric import rsa
+
+from devstack.hub import HubProcess, free_port
+from tests.helpers.auth_hub import api_user, hub_client, keycloak_and_hub, login, login_form_action
+
+pytestmark = pytest.mark.e2e
+
+TOKEN_PATH = "/realms/valeria/protocol/openid-connect/token"
+EVENT = "http://schemas.openid.net/event/backchannel-logout"
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    with keycloak_and_hub(tmp_path_factory.mktemp("hub")) as (kc, hub):
+        # any userinfo call would hit this fault: the authenticator must never make one
+        userinfo = kc.faults.inject("/realms/valeria/protocol/openid-connect/userinfo", status=500)
+        yield kc, hub
+        assert userinfo.hits == 0, "the authenticator called userinfo"
+
+
+@pytest.fixture
+def kc(stack):
+    kc, _ = stack
+    yield kc
+    kc.faults.clear()
+    kc.faults.inject("/realms/valeria/protocol/openid-connect/userinfo", status=500)
+    kc.call(kc.set_lifetimes, access_token_lifespan=300)
+
+
+@pytest.fixture
+def hub_url(stack):
+    return stack[1].public_url
+
+
+def new_user(kc, roles=("hub-user",), groups=("/researchers",)) -> str:
+    name = f"u{uuid.uuid4().hex[:8]}"
+    kc.call(
+        kc.add_user,
+        username=name,
+        password=name,
+        email=f"{name}@valeria.example",
+        realm_roles=list(roles),
+        groups=list(groups),
+    )
+    return name
+
+
+def refresh_calls(kc) -> int:
+    return kc.call(kc.token_counts).get("refresh_token", {}).get("jupyterhub", 0)
+
+
+def home(client: httpx.Client, hub_url: str) -> httpx.Response:
+    return client.get(f"{hub_url}/hub/home")
+
+
+def test_login_maps_roles_groups_and_stores_tokens(kc, hub_url):
+    kc.call(kc.rotate_key, keep_old=False)  # the hub must refetch the JWKS for the new kid
+    with hub_client() as c:
+        resp = login(c, hub_url, "alice")
+        assert resp.status_code == 200 and resp.url.path == "/hub/home"
+    alice = api_user(hub_url, "alice")
+    state = alice["auth_state"]
+    for key in (
+        "access_token",
+        "refresh_token",
+        "id_token",
+        "access_token_expires_at",
+        "refresh_token_expires_at",
+        "token_response",
+        "oauth_user",
+    ):
+        assert state.get(key), key
+    assert 290 < state["access_token_expires_at"] - time.time() <= 300
+    assert state["oauth_user"]["preferred_username"] == "alice"
+    assert sorted(alice["groups"]) == ["researchers", "team-a"]
+    assert alice["admin"] is False
+
+    with hub_client() as c:
+        assert login(c, hub_url, "admin").status_code == 200
+    assert api_user(hub_url, "admin")["admin"] is True
+
+
+def test_user_without_allowed_role_is_refused(kc, hub_url):
+    name = new_user(kc, roles=())
+    with hub_client() as c:
+        resp = login(c, hub_url, name)
+    assert resp.status_code == 403
+    assert "not currently authorized" in resp.text
+
+
+def test_fresh_token_makes_no_keycloak_call(kc, hub_url):
+    name = new_user(kc)
+    with hub_client() as c:
+        login(c, hub_url, name)
+        before = refresh_calls(kc)
+        token = api_user(hub_url, name)["auth_state"]["access_token"]
+        for _ in range(3):
+            time.sleep(1.1)  # past auth_refresh_age: refresh_user runs each time
+            assert home(c, hub_url).status_code == 200
+    assert refresh_calls(kc) == before
+    assert api_user(hub_url, name)["auth_state"]["access_token"] == token
+
+
+def test_expiring_token_is_refreshed(kc, hub_url):
+    kc.call(kc.set_lifetimes, access_token_lifespan=5)
+    name = new_user(kc)
+    with hub_client() as c:
+        login(c, hub_url, name)
+        old = api_user(hub_url, name)["auth_state"]
+        before = refresh_calls(kc)
+        time.sleep(3)  # 5 s tokens, margin 3 s capped at 2.5 s
+        resp = home(c, hub_url)
+        assert resp.status_code == 200 and resp.url.path == "/hub/home"
+    new = api_user(hub_url, name)["auth_state"]
+    assert refresh_calls(kc) == before + 1
+    assert new["access_token"] != old["access_token"]
+    assert new["refresh_token"] != old["refresh_token"]
+    assert new["access_token_expires_at"] > old["access_token_expires_at"]
+
+
+async def test_concurrent_requests_refresh_once(kc, hub_url):
+    kc.call(kc.set_lifetimes, access_token_lifespan=5)
+    name = new_user(kc)
+    with hub_client() as c:
+        login(c, hub_url, name)
+        cookies = c.cookies
+    deliveries = len(kc.call(lambda: list(kc.backchannel_log)))
+    before = refresh_calls(kc)
+    await asyncio.sleep(3)
+    # a slow token endpoint keeps the first refresh in flight while the others arrive
+    slow = kc.faults.inject(TOKEN_PATH, delay=0.5)
+    async with httpx.AsyncClient(cookies=cookies, timeout=30) as ac:
+        responses = await asyncio.gather(*(ac.get(f"{hub_url}/hub/home") for _ in range(50)))
+        kc.faults.remove(slow)
+        assert [r.status_code for r in responses] == [200] * 50
+        assert refresh_calls(kc) == before + 1
+        # reuse detection did not end the session: it is alive and still refreshable
+        sessions = [s for s in kc.call(kc.list_sessions) if s["username"] == name]
+        assert len(sessions) == 1 and sessions[0]["clients"] == ["jupyterhub"]
+        assert len(kc.call(lambda: list(kc.backchannel_log))) == deliveries
+        await asyncio.sleep(3)
+        resp = await ac.get(f"{hub_url}/hub/home")
+        assert resp.status_code == 200
+    assert refresh_calls(kc) == before + 2
+
+
+def test_ended_session_requires_login(kc, hub_url):
+    kc.call(kc.set_lifetimes, access_token_lifespan=5)
+    kc.call(kc.update_client, "jupyterhub", backchannel_logout_url=None)  # refresh path only
+    try:
+        name = new_user(kc)
+        with hub_client() as c:
+            login(c, hub_url, name)
+            assert kc.call(kc.end_user_sessions, name) == 1
+            time.sleep(3)
+            resp = home(c, hub_url)
+            assert resp.url.path == "/hub/login"
+            assert resp.status_code == 200
+            assert api_user(hub_url, name)["auth_state"]["refresh_token"] is None
+            # a new login shows Keycloak's form again and works
+            resp = c.get(f"{hub_url}/hub/oauth_login", params={"next": "/hub/home"})
+            action = login_form_action(resp.text)
+            assert action is not None
+            resp = c.post(action, data={"username": name, "password": name})
+            assert resp.url.path == "/hub/home" and resp.status_code == 200
+    finally:
+        kc.call(
+            kc.update_client,
+            "jupyterhub",
+            backchannel_logout_url=f"{hub_url}/hub/backchannel-logout",
+        )
+
+
+@pytest.mark.parametrize("fault", [{"status": 503}, {"drop": True}], ids=["503", "drop"])
+def test_keycloak_down_keeps_valid_session_then_503(kc, hub_url, fault):
+    kc.call(kc.set_lifetimes, access_token_lifespan=6)
+    name = new_user(kc)
+    with hub_client() as c:
+        login(c, hub_url, name)
+        started = time.time()
+        injected = kc.faults.inject(TOKEN_PATH, **fault)
+        time.sleep(3.5)  # inside the margin, token still valid
+        resp = home(c, hub_url)
+        assert resp.status_code == 200 and resp.url.path == "/hub/home"
+        assert injected.hits >= 1
+        time.sleep(max(0.0, started + 6.5 - time.time()))  # now expired
+        resp = home(c, hub_url)
+        assert resp.status_code == 503
+        assert "login service" in resp.text and "try again" in resp.text.lower()
+        kc.faults.remove(injected)
+        # Keycloak is back: the kept refresh token works, no new login needed
+        resp = home(c, hub_url)
+        assert resp.status_code == 200 and resp.url.path == "/hub/home"
+
+
+def test_login_while_token_endpoint_fails_is_503(kc, hub_url):
+    name = new_user(kc)
+    kc.faults.inject(TOKEN_PATH, status=502)
+    with hub_client() as c:
+        resp = login(c, hub_url, name)
+    assert resp.status_code == 503
+    assert "login service" in resp.text
+
+
+def test_removed_role_loses_access_at_next_refresh(kc, hub_url):
+    kc.call(kc.set_lifetimes, access_token_lifespan=5)
+    name = new_user(kc)
+    with hub_client() as c:
+        login(c, hub_url, name)
+        assert home(c, hub_url).status_code == 200
+        kc.call(kc.update_user, name, realm_roles=[])
+        assert home(c, hub_url).status_code == 200  # no refresh yet: token still fresh
+        time.sleep(3)
+        resp = home(c, hub_url)
+        assert resp.status_code == 403
+        assert "not currently authorized" in resp.text
+        # the rotated refresh token was kept: the Keycloak session is intact
+        assert [s for s in kc.call(kc.list_sessions) if s["username"] == name]
+
+
+def test_group_change_syncs_at_refresh(kc, hub_url):
+    kc.call(kc.set_lifetimes, access_token_lifespan=5)
+    name = new_user(kc, groups=["/researchers"])
+    with hub_client() as c:
+        login(c, hub_url, name)
+        assert api_user(hub_url, name)["groups"] == ["researchers"]
+        kc.call(kc.update_user, name, groups=["/team-a"])
+        time.sleep(3)
+        assert home(c, hub_url).status_code == 200
+    assert api_user(hub_url, name)["groups"] == ["team-a"]
+
+
+def test_rp_logout_ends_keycloak_session(kc, hub_url):
+    name = new_user(kc)
+    with hub_client() as c:
+        login(c, hub_url, name)
+        assert [s for s in kc.call(kc.list_sessions) if s["username"] == name]
+        resp = c.get(f"{hub_url}/hub/logout")
+        assert resp.status_code == 200 and resp.url.path == "/hub/login"
+        hops = [str(r.url) for r in resp.history]
+        assert any("/protocol/openid-connect/logout" in h and "id_token_hint" in h for h in hops)
+        assert not [s for s in kc.call(kc.list_sessions) if s["username"] == name]
+        assert api_user(hub_url, name)["auth_state"]["access_token"] is None
+        resp = c.get(f"{hub_url}/hub/oauth_login", params={"next": "/hub/home"})
+        assert login_form_action(resp.text) is not None  # Keycloak asks for a password again
+        assert home(c, hub_url).url.path == "/hub/login"
+
+
+def test_backchannel_logout_ends_hub_session(kc, hub_url):
+    name = new_user(kc)
+    with hub_client() as c:
+        login(c, hub_url, name)
+        assert home(c, hub_url).url.path == "/hub/home"
+        assert kc.call(kc.end_user_sessions, name) == 1
+        delivery = kc.call(lambda: kc.backchannel_log[-1])
+        assert delivery["status"] == 200, delivery
+        resp = home(c, hub_url)  # no refresh needed: the cookie itself is revoked
+        assert resp.url.path == "/hub/login"
+    assert api_user(hub_url, name)["auth_state"]["access_token"] is None
+
+
+def _post_logout(hub_url: str, token: str) -> httpx.Response:
+    return httpx.post(f"{hub_url}/hub/backchannel-logout", data={"logout_token": token}, timeout=10)
+
+
+def test_backchannel_logout_refuses_bad_tokens(kc, hub_url):
+    name = new_user(kc)
+    with hub_client() as c:
+        login(c, hub_url, name)
+        kc.call(kc.end_user_sessions, name)
+    genuine = kc.call(lambda: kc.backchannel_log[-1])["logout_token"]
+    claims = jwt.decode(genuine, options={"verify_signature": False})
+
+    def signed(**changes):
+        body = {**claims, "jti": str(uuid.uuid4()), "iat": int(time.time()), **changes}
+        body = {k: v for k, v in body.items() if v is not None}
+        return kc.call(kc.keys.sign, body)
+
+    forged_key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    forged = jwt.encode(
+        {**claims, "jti": str(uuid.uuid4())},
+        forged_key,
+        algorithm="RS256",
+        headers={"kid": jwt.get_unverified_header(genuine)["kid"]},
+    )
+    cases = {
+        "replayed": genuine,
+        "garbage": "not-a-jwt",
+        "forged signature": forged,
+        "wrong audience": signed(aud="another-client"),
+        "wrong issuer": signed(iss="http://127.0.0.1:1/realms/valeria"),
+        "old": signed(iat=int(time.time()) - 3600),
+        "nonce": signed(nonce="abc"),
+        "no event": signed(events={"other": {}}),
+        "no sid or sub": signed(sid=None, sub=None),
+    }
+    for label, token in cases.items():
+        resp = _post_logout(hub_url, token)
+        assert resp.status_code == 400, label
+        assert resp.json()["error"] == "invalid_request", label
+    assert _post_logout(hub_url, signed()).status_code == 200
+    resp = httpx.post(f"{hub_url}/hub/backchannel-logout", data={}, timeout=10)
+    assert resp.status_code == 400
+
+
+def test_hub_refuses_to_start_without_crypt_key(tmp_path, stack):
+    kc, _ = stack
+    from tests.helpers.auth_hub import hub_config
+
+    hub_url = f"http://127.0.0.1:{free_port()}"
+    config = hub_config(kc.issuer, hub_url, tmp_path)
+    hub = HubProcess({"JUPYTERHUB_CRYPT_KEY": ""}, tmp_path, config=config, public_url=hub_url)
+    with pytest.raises(RuntimeError) as info:
+        hub.start(timeout=30)
+    hub.stop()
+    assert "JUPYTERHUB_CRYPT_KEY" in str(info.value) or "encryption" in str(info.value)

@@ -1,0 +1,449 @@
+"""Onboarding: the pure planning, and ``valeria-hub users onboard|check`` against the
+Vault stand-in (configured like seed 003, AppRole with the onboarding policy) and the
+Keycloak stand-in (the ``valeria-onboarding`` service account looks user ids up).
+Onboarded users then log in to Vault with their own Keycloak token and read their uid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.keycloak import KeycloakStandIn
+from devstack.vault import VaultStandIn, valeria_app_policy
+from valeria_hub.cli import main
+from valeria_hub.onboarding.plan import (
+    META_FINGERPRINT,
+    META_UID,
+    InputError,
+    UserRecord,
+    VaultState,
+    fingerprint,
+    format_report,
+    parse_csv,
+    plan_user,
+)
+from valeria_hub.vault import VaultIdentity
+
+ACCESSOR = "auth_jwt_1234"
+PERMISSION_DENIED = {"errors": ["1 error occurred:\n\t* permission denied\n\n"]}
+
+
+# -- pure planning ------------------------------------------------------------------------
+def record(uid: int = 2001, gid: int | None = 3001, secret: str = "s3cr3t-value") -> UserRecord:
+    return UserRecord("alice", uid, "AKIAALICE", secret, gid=gid, keycloak_id="sub-a")
+
+
+def entity(metadata: dict | None = None, aliases: list | None = None) -> dict:
+    return {"id": "e-1", "name": "alice", "metadata": metadata, "aliases": aliases or []}
+
+
+def onboarded_metadata(r: UserRecord) -> dict:
+    return {
+        META_UID: str(r.uid),
+        "valeria_gid": str(r.gid or ""),
+        "keycloak_username": r.username,
+        "s3_access_key_id": r.s3_access_key,
+        META_FINGERPRINT: fingerprint("e-1", r.s3_access_key, r.s3_secret_key),
+    }
+
+
+def test_plan_new_user_creates_everything():
+    plan = plan_user(record(), "sub-a", VaultState(None, None, False, False, ACCESSOR))
+    assert plan.status == "created"
+    assert plan.create_entity and plan.create_alias and plan.write_uid and plan.write_ceph
+    assert plan.metadata is not None
+
+
+def test_plan_onboarded_user_is_unchanged():
+    r = record()
+    state = VaultState(entity(onboarded_metadata(r)), None, True, True, ACCESSOR)
+    plan = plan_user(r, "sub-a", state)
+    assert (plan.status, plan.writes, plan.changes) == ("unchanged", False, [])
+
+
+def test_plan_refuses_a_uid_change_unless_forced():
+    old = record(uid=2001)
+    state = VaultState(entity(onboarded_metadata(old)), None, True, True, ACCESSOR)
+    plan = plan_user(record(uid=2002), "sub-a", state)
+    assert plan.status == "failed" and not plan.writes
+    assert "2001" in plan.reason and "2002" in plan.reason and "--force" in plan.reason
+    forced = plan_user(record(uid=2002), "sub-a", state, force=True)
+    assert forced.status == "updated" and forced.write_uid and not forced.write_ceph
+    assert forced.metadata[META_UID] == "2002"
+
+
+def test_plan_refuses_a_gid_change_too():
+    state = VaultState(entity(onboarded_metadata(record(gid=3001))), None, True, True, ACCESSOR)
+    assert plan_user(record(gid=3009), "sub-a", state).status == "failed"
+
+
+def test_plan_refuses_overwriting_a_uid_it_did_not_write():
+    state = VaultState(entity({}), None, True, True, ACCESSOR)
+    plan = plan_user(record(), "sub-a", state)
+    assert plan.status == "failed" and "not by this tool" in plan.reason
+
+
+def test_plan_rotates_s3_keys_without_force():
+    old = record(secret="old-secret")
+    state = VaultState(entity(onboarded_metadata(old)), None, True, True, ACCESSOR)
+    plan = plan_user(record(secret="new-secret"), "sub-a", state)
+    assert plan.status == "updated" and plan.write_ceph and not plan.write_uid
+
+
+def test_plan_rewrites_a_deleted_secret():
+    r = record()
+    plan = plan_user(
+        r, "sub-a", VaultState(entity(onboarded_metadata(r)), None, True, False, ACCESSOR)
+    )
+    assert plan.status == "updated" and plan.write_ceph and not plan.write_uid
+
+
+def test_plan_adopts_an_entity_of_the_same_name_without_a_jwt_alias():
+    named = entity({"team": "x"}, aliases=[{"mount_accessor": "auth_approle_1", "name": "r"}])
+    plan = plan_user(record(), "sub-a", VaultState(None, named, False, False, ACCESSOR))
+    assert plan.status == "created" and plan.create_alias and not plan.create_entity
+    assert plan.metadata["team"] == "x"  # others' metadata is kept
+
+
+def test_plan_refuses_an_entity_linked_to_another_keycloak_user():
+    named = entity(aliases=[{"mount_accessor": ACCESSOR, "name": "sub-other"}])
+    plan = plan_user(record(), "sub-a", VaultState(None, named, False, False, ACCESSOR))
+    assert plan.status == "failed" and "sub-other" in plan.reason
+
+
+def test_fingerprint_is_salted_by_entity():
+    assert fingerprint("e-1", "AK", "s") != fingerprint("e-2", "AK", "s")
+    assert "s3cr3t" not in fingerprint("e-1", "AK", "s3cr3t")
+
+
+def write_secret(path: Path, value: str) -> Path:
+    path.write_text(value + "\n")
+    path.chmod(0o600)
+    return path
+
+
+def test_csv_parsing(tmp_path):
+    write_secret(tmp_path / "a.key", "secret-a")
+    text = (
+        "username,keycloak_id,uid,gid,s3_access_key,s3_secret_file\n"
+        "alice,,2001,3001,AKA,a.key\n"
+        "bob,,0,,AKB,a.key\n"
+        "carol,,2003,,AKC,missing.key\n"
+        "alice,,2004,,AKD,a.key\n"
+    )
+    records, problems = parse_csv(text, tmp_path)
+    assert [r.username for r in records] == ["alice"]
+    assert records[0].s3_secret_key == "secret-a" and records[0].gid == 3001
+    assert "secret-a" not in repr(records[0])
+    why = dict(problems)
+    assert "uid" in why["bob"] and "cannot read" in why["carol"] and "twice" in why["alice"]
+
+
+def test_csv_refuses_secret_columns_and_world_readable_files(tmp_path):
+    with pytest.raises(InputError, match="unknown columns"):
+        parse_csv("username,uid,s3_access_key,s3_secret_key\nalice,1,AK,plain\n", tmp_path)
+    with pytest.raises(InputError, match="missing columns"):
+        parse_csv("username,uid\nalice,1\n", tmp_path)
+    key = write_secret(tmp_path / "open.key", "x")
+    key.chmod(0o644)
+    _, problems = parse_csv(
+        "username,uid,s3_access_key,s3_secret_file\nalice,1,AK,open.key\n", tmp_path
+    )
+    assert "world-readable" in problems[0][1]
+
+
+def test_report_formats():
+    plans = [plan_user(record(), "sub-a", VaultState(None, None, False, False, ACCESSOR))]
+    table = format_report(plans)
+    assert "alice" in table and "created" in table and "s3cr3t" not in table
+    data = json.loads(format_report(plans, "json", dry_run=True))
+    assert data["dry_run"] is True and data["summary"] == {"created": 1}
+
+
+# -- against the stand-ins ------------------------------------------------------------------
+class Env:
+    """Vault and Keycloak stand-ins in threads, Vault set up like seed 003."""
+
+    def __init__(self, vault: VaultStandIn, keycloak: KeycloakStandIn, tmp: Path) -> None:
+        self.vault, self.keycloak, self.tmp = vault, keycloak, tmp
+        info = vault.call(vault.configure_valeria, keycloak.issuer)
+        self.jwt_accessor = info["jwt_accessor"]
+        resp = httpx.post(
+            f"{vault.url}/v1/auth/approle/role/{info['approle_role']}/secret-id",
+            headers={"X-Vault-Token": vault.root_token},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        self.role_id_file = write_secret(tmp / "role-id", info["approle_role_id"])
+        self.secret_id_file = write_secret(tmp / "secret-id", resp.json()["data"]["secret_id"])
+        self.kc_secret_file = write_secret(tmp / "kc-secret", "demo-onboarding-secret")
+
+    def flags(self, keycloak: bool = True) -> list[str]:
+        out = [
+            "--vault-url",
+            self.vault.url,
+            "--role-id-file",
+            str(self.role_id_file),
+            "--secret-id-file",
+            str(self.secret_id_file),
+        ]
+        if keycloak:
+            out += [
+                "--keycloak-realm-url",
+                self.keycloak.issuer,
+                "--keycloak-client-secret-file",
+                str(self.kc_secret_file),
+            ]
+        return out
+
+    def user_id(self, username: str) -> str:
+        return self.keycloak.realm.find_login(username).id
+
+    def profile(self, username: str):
+        """What the spawner gets: a Vault login with the user's own Keycloak token."""
+        token = self.keycloak.call(self.keycloak.issue_tokens, username)["access_token"]
+        identity = VaultIdentity(url=self.vault.url)
+        profile, _ = asyncio.run(identity.fetch_profile(token, username))
+        return profile
+
+    def kv_version(self, entity_id: str, leaf: str) -> int:
+        resp = httpx.get(
+            f"{self.vault.url}/v1/valeria/metadata/users/{entity_id}/{leaf}",
+            headers={"X-Vault-Token": self.vault.root_token},
+            timeout=10,
+        )
+        assert resp.status_code == 200, resp.text
+        return resp.json()["data"]["current_version"]
+
+
+@pytest.fixture
+def env(tmp_path, monkeypatch):
+    # the command reads these; the developer's shell must not change the tests
+    for var in ("VAULT_ROLE_ID", "VAULT_SECRET_ID", "KEYCLOAK_CLIENT_SECRET", "VAULT_ADDR"):
+        monkeypatch.delenv(var, raising=False)
+    for var in ("VAULT_URL", "KEYCLOAK_REALM_URL", "VAULT_NAMESPACE"):
+        monkeypatch.delenv(var, raising=False)
+    vault, keycloak = VaultStandIn(), KeycloakStandIn()
+    with keycloak.serve_in_thread(), vault.serve_in_thread():
+        yield Env(vault, keycloak, tmp_path)
+
+
+USERS = {"alice": (21001, 31001), "bob": (21002, 31002), "carol": (21003, None)}
+KEYS = {u: (f"AK{u.upper()}0001", f"{u}-s3-secret-{u[::-1]}-key") for u in USERS}
+
+
+def write_csv(env: Env, uids: dict = USERS, keys: dict = KEYS) -> Path:
+    rows = ["username,keycloak_id,uid,gid,s3_access_key,s3_secret_file"]
+    for user, (uid, gid) in uids.items():
+        write_secret(env.tmp / f"{user}.s3", keys[user][1])
+        kc_id = env.user_id(user) if user == "carol" else ""  # given, and checked
+        rows.append(f"{user},{kc_id},{uid},{gid or ''},{keys[user][0]},{user}.s3")
+    path = env.tmp / "users.csv"
+    path.write_text("\n".join(rows) + "\n")
+    return path
+
+
+def run(capsys, *argv: str) -> tuple[int, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out + err
+
+
+def test_csv_of_three_users_onboarded_and_each_reads_only_their_own(env, capsys):
+    csv_path = write_csv(env)
+    code, out = run(
+        capsys, "users", "onboard", "--from-csv", str(csv_path), "--format", "json", *env.flags()
+    )
+    assert code == 0, out
+    report = json.loads(out)
+    assert {u["username"]: u["status"] for u in report["users"]} == dict.fromkeys(USERS, "created")
+    for _, secret in KEYS.values():
+        assert secret not in out
+    for user, (uid, gid) in USERS.items():
+        profile = env.profile(user)
+        assert (profile.uid, profile.gid) == (uid, gid)
+        assert (profile.s3_access_key, profile.s3_secret_key) == KEYS[user]
+
+    # the second run changes nothing, and says so
+    entities = {u["username"]: u["entity_id"] for u in report["users"]}
+    versions = {u: env.kv_version(e, "ceph") for u, e in entities.items()}
+    code, out = run(capsys, "users", "onboard", "--from-csv", str(csv_path), *env.flags())
+    assert code == 0, out
+    assert out.count("unchanged") >= 3 and "3 unchanged" in out
+    assert {u: env.kv_version(e, "ceph") for u, e in entities.items()} == versions
+
+
+def test_the_onboarding_role_cannot_read_a_secret(env, capsys):
+    code, out = run(
+        capsys,
+        "users",
+        "onboard",
+        "--from-csv",
+        str(write_csv(env)),
+        "--format",
+        "json",
+        *env.flags(),
+    )
+    assert code == 0, out
+    entity_id = json.loads(out)["users"][0]["entity_id"]
+    role_id, secret_id = (
+        env.role_id_file.read_text().strip(),
+        env.secret_id_file.read_text().strip(),
+    )
+    login = httpx.post(
+        f"{env.vault.url}/v1/auth/approle/login",
+        json={"role_id": role_id, "secret_id": secret_id},
+        timeout=10,
+    )
+    token = login.json()["auth"]["client_token"]
+    for leaf in ("uid", "ceph"):
+        resp = httpx.get(
+            f"{env.vault.url}/v1/valeria/data/users/{entity_id}/{leaf}",
+            headers={"X-Vault-Token": token},
+            timeout=10,
+        )
+        assert resp.status_code == 403 and resp.json() == PERMISSION_DENIED
+    # seed 003's policy does not even allow KV metadata
+    meta = httpx.get(
+        f"{env.vault.url}/v1/valeria/metadata/users/{entity_id}/ceph",
+        headers={"X-Vault-Token": token},
+        timeout=10,
+    )
+    assert meta.status_code == 403 and meta.json() == PERMISSION_DENIED
+    # nor anyone else's entity's path when guessed
+    resp = httpx.get(
+        f"{env.vault.url}/v1/valeria/data/users/{entity_id}/uid?version=1",
+        headers={"X-Vault-Token": token},
+        timeout=10,
+    )
+    assert resp.status_code == 403
+
+
+def test_a_changed_uid_is_refused_unless_forced(env, capsys):
+    csv_path = write_csv(env)
+    assert run(capsys, "users", "onboard", "--from-csv", str(csv_path), *env.flags())[0] == 0
+    changed = dict(USERS, bob=(29999, 31002))
+    csv_path = write_csv(env, changed)
+    code, out = run(capsys, "users", "onboard", "--from-csv", str(csv_path), *env.flags())
+    assert code == 1 and "failed" in out and "--force" in out
+    assert env.profile("bob").uid == USERS["bob"][0]
+    code, out = run(
+        capsys, "users", "onboard", "--from-csv", str(csv_path), "--force", *env.flags()
+    )
+    assert code == 0 and "updated" in out
+    assert env.profile("bob").uid == 29999
+
+
+def test_rotated_s3_keys_are_updated(env, capsys):
+    assert run(capsys, "users", "onboard", "--from-csv", str(write_csv(env)), *env.flags())[0] == 0
+    keys = dict(KEYS, alice=("AKALICE0002", "alice-rotated-secret"))
+    code, out = run(
+        capsys,
+        "users",
+        "onboard",
+        "--from-csv",
+        str(write_csv(env, keys=keys)),
+        "--format",
+        "json",
+        *env.flags(),
+    )
+    assert code == 0
+    status = {u["username"]: u["status"] for u in json.loads(out)["users"]}
+    assert status == {"alice": "updated", "bob": "unchanged", "carol": "unchanged"}
+    assert (env.profile("alice").s3_access_key, env.profile("alice").s3_secret_key) == keys["alice"]
+
+
+def test_single_user_dry_run_and_check(env, capsys):
+    secret = write_secret(env.tmp / "alice.s3", "alice-single-secret")
+    args = ["--uid", "21001", "--s3-access-key", "AKALICE", "--s3-secret-file", str(secret)]
+    code, out = run(capsys, "users", "check", "alice", *env.flags())
+    assert code == 1 and "NOT provisioned" in out
+    code, out = run(capsys, "users", "onboard", "alice", *args, "--dry-run", *env.flags())
+    assert code == 0 and "dry run, nothing written" in out
+    assert run(capsys, "users", "check", "alice", *env.flags())[0] == 1
+    code, out = run(capsys, "users", "onboard", "alice", *args, *env.flags())
+    assert code == 0 and "created" in out
+    code, out = run(capsys, "users", "check", "alice", "--format", "json", *env.flags())
+    assert code == 0, out
+    result = json.loads(out)
+    assert (
+        result["provisioned"]
+        and result["uid"] == 21001
+        and result["keycloak_id"] == env.user_id("alice")
+    )
+    assert "alice-single-secret" not in out
+
+
+def test_without_keycloak_the_id_is_required(env, capsys):
+    secret = write_secret(env.tmp / "bob.s3", "bob-secret")
+    args = ["--uid", "21002", "--s3-access-key", "AKBOB", "--s3-secret-file", str(secret)]
+    code, out = run(capsys, "users", "onboard", "bob", *args, *env.flags(keycloak=False))
+    assert code == 1 and "no keycloak_id" in out
+    bob = env.user_id("bob")
+    code, out = run(
+        capsys, "users", "onboard", "bob", "--keycloak-id", bob, *args, *env.flags(keycloak=False)
+    )
+    assert code == 0, out
+    assert env.profile("bob").uid == 21002
+
+
+def test_unknown_users_and_mismatched_ids_fail_alone(env, capsys):
+    uids = {"alice": (21001, None), "nobody": (21005, None)}
+    keys = {"alice": KEYS["alice"], "nobody": ("AKNOBODY", "nobody-secret")}
+    code, out = run(
+        capsys, "users", "onboard", "--from-csv", str(write_csv(env, uids, keys)), *env.flags()
+    )
+    assert code == 1
+    assert "no user named 'nobody'" in out and "1 created" in out
+    secret = write_secret(env.tmp / "x.s3", "x-secret")
+    code, out = run(
+        capsys, "users", "onboard", "alice", "--keycloak-id", env.user_id("bob"), "--uid", "1",
+        "--s3-access-key", "AK", "--s3-secret-file", str(secret), *env.flags(),
+    )  # fmt: skip
+    assert code == 1 and "belongs to 'bob'" in out
+
+
+def test_bad_credentials_are_reported_without_secrets(env, capsys):
+    wrong = write_secret(env.tmp / "wrong", "not-the-secret-id")
+    flags = env.flags()
+    flags[flags.index("--secret-id-file") + 1] = str(wrong)
+    code, out = run(capsys, "users", "check", "alice", *flags)
+    assert code == 1 and "AppRole login" in out and "not-the-secret-id" not in out
+    write_secret(env.kc_secret_file, "wrong-kc-secret")
+    code, out = run(capsys, "users", "check", "alice", *env.flags())
+    assert code == 1 and "onboarding client" in out and "wrong-kc-secret" not in out
+    code, out = run(capsys, "users", "check", "alice", "--vault-url", env.vault.url)
+    assert code == 2 and "VAULT_ROLE_ID" in out
+
+
+def test_with_metadata_read_a_deleted_secret_is_noticed(env, capsys):
+    """The README's policy adds read on KV metadata: check and onboard then verify in KV."""
+    extra = 'path "valeria/metadata/users/*" {\n  capabilities = ["read"]\n}\n'
+    env.vault.call(env.vault.model.put_policy, "valeria_app", valeria_app_policy("valeria") + extra)
+    csv_path = write_csv(env)
+    code, out = run(
+        capsys, "users", "onboard", "--from-csv", str(csv_path), "--format", "json", *env.flags()
+    )
+    assert code == 0, out
+    entity_id = json.loads(out)["users"][1]["entity_id"]  # bob
+    code, out = run(capsys, "users", "check", "bob", "--format", "json", *env.flags())
+    assert code == 0 and json.loads(out)["verified_in_kv"] is True
+    resp = httpx.delete(
+        f"{env.vault.url}/v1/valeria/data/users/{entity_id}/ceph",
+        headers={"X-Vault-Token": env.vault.root_token},
+        timeout=10,
+    )
+    assert resp.status_code == 204
+    code, out = run(capsys, "users", "check", "bob", "--format", "json", *env.flags())
+    assert code == 1 and json.loads(out)["s3_secret"] is False
+    code, out = run(
+        capsys, "users", "onboard", "--from-csv", str(csv_path), "--format", "json", *env.flags()
+    )
+    status = {u["username"]: u["status"] for u in json.loads(out)["users"]}
+    assert status == {"alice": "unchanged", "bob": "updated", "carol": "unchanged"}
+    assert env.profile("bob").s3_secret_key == KEYS["bob"][1]

@@ -1,0 +1,193 @@
+"""Shared helpers of the end-to-end tests: the stand-ins, a hub on the repository's
+jupyterhub_config.py, logins over HTTP, and looks into running notebook processes."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import httpx
+import pytest
+
+from devstack.hub import HubProcess, free_port
+from devstack.stack import DEMO_KUBE_TOKEN, DevStack
+from tests.helpers import REPO_ROOT
+from tests.helpers.auth_hub import login  # noqa: F401 - re-exported for the e2e tests
+
+IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
+
+
+def require_root(what: str) -> None:
+    """Some checks (process uids) need root; in CI their absence is a failure."""
+    if os.geteuid() != 0:
+        if IN_CI:
+            pytest.fail(f"{what} needs root and CI is not running as root")
+        pytest.skip(f"{what} needs root")
+
+
+OPENSHIFT = REPO_ROOT / "openshift"
+
+
+def deployment_tokens(namespace: str = "default") -> dict:
+    """RBAC for the stand-in: exactly what openshift/ grants the hub's service account.
+
+    The namespaced Role in the hub's namespace plus the ClusterRole of per-user
+    namespaces (the jobs service's default mode). Every end-to-end test that uses
+    :func:`running_stack` runs with these permissions and no more.
+    """
+    import yaml
+
+    def rules(name: str, kind: str) -> list[dict]:
+        template = yaml.safe_load((OPENSHIFT / name).read_text())
+        return next(o["rules"] for o in template["objects"] if o["kind"] == kind)
+
+    granted = [dict(r, namespaces=[namespace]) for r in rules("valeria-hub-template.yaml", "Role")]
+    granted += rules("rbac-user-namespaces.yaml", "ClusterRole")
+    user = f"system:serviceaccount:{namespace}:valeria-hub-hub"
+    return {DEMO_KUBE_TOKEN: {"user": user, "rules": granted}}
+
+
+@contextmanager
+def running_stack(tmp: Path, **kube_options) -> Iterator[DevStack]:
+    kube_options.setdefault("tokens", deployment_tokens())
+    stack = DevStack(tmp / "state", kube_options={"strict_schema": True, **kube_options})
+    with stack.serve_in_threads():
+        yield stack
+
+
+@contextmanager
+def running_hub(stack: DevStack, workdir: Path, **env_overrides: str) -> Iterator[HubProcess]:
+    public = f"http://127.0.0.1:{free_port()}"
+    stack.allow_redirects_to(public)
+    env = stack.hub_environment(public_url=public, hub_port=free_port(), proxy_api_port=free_port())
+    env.update(env_overrides)
+    hub = HubProcess(env, workdir, public_url=public)
+    hub.start(timeout=90)
+    try:
+        yield hub
+    finally:
+        hub.stop()
+
+
+def browser(hub: HubProcess, username: str) -> httpx.Client:
+    client = httpx.Client(follow_redirects=True, timeout=30)
+    resp = login(client, hub.public_url, username)
+    assert resp.status_code == 200, resp.text[:500]
+    assert str(resp.url).startswith(hub.public_url), resp.url
+    return client
+
+
+def spawn(client: httpx.Client, hub: HubProcess, form: dict | None = None) -> httpx.Response:
+    data = dict(form or {})
+    xsrf = client.cookies.get("_xsrf", path="/hub/")
+    if xsrf:
+        data["_xsrf"] = xsrf
+    return client.post(f"{hub.public_url}/hub/spawn", data=data)
+
+
+def progress_events(client: httpx.Client, hub: HubProcess, user: str, timeout: float = 120):
+    """The spawn's progress events, read from the hub's event stream until it ends."""
+    events = []
+    with client.stream(
+        "GET",
+        f"{hub.public_url}/hub/api/users/{user}/server/progress",
+        headers={"Accept": "text/event-stream", "Referer": f"{hub.public_url}/hub/"},
+        timeout=timeout,
+    ) as resp:
+        assert resp.status_code == 200, resp.read()[:300]
+        for line in resp.iter_lines():
+            if line.startswith("data:"):
+                event = json.loads(line[5:])
+                events.append(event)
+                if event.get("ready") or event.get("failed"):
+                    break
+    return events
+
+
+def wait_for_lab(client: httpx.Client, hub: HubProcess, user: str, timeout: float = 90) -> None:
+    deadline = time.monotonic() + timeout
+    last = None
+    while time.monotonic() < deadline:
+        last = client.get(f"{hub.public_url}/user/{user}/lab")
+        if last.status_code == 200 and "JupyterLab" in last.text:
+            return
+        time.sleep(0.5)
+    raise AssertionError(f"{user}'s server did not answer: {last and last.status_code}")
+
+
+def notebook_processes(user: str, hub: HubProcess | None = None) -> list[dict]:
+    """Processes whose environment says they are ``user``'s single-user server.
+
+    With ``hub``, only the servers of that hub (other hubs may run on this machine).
+    """
+    api = hub.env.get("JUPYTERHUB_HUB_BIND_URL") if hub is not None else None
+    found = []
+    for pid in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            raw = Path(f"/proc/{pid}/environ").read_bytes()
+            status = Path(f"/proc/{pid}/status").read_text()
+        except OSError:
+            continue
+        env = dict(
+            item.split("=", 1) for item in raw.decode(errors="replace").split("\0") if "=" in item
+        )
+        if env.get("JUPYTERHUB_USER") != user or "JUPYTERHUB_API_TOKEN" not in env:
+            continue
+        if api and not env.get("JUPYTERHUB_API_URL", "").startswith(api):
+            continue
+        uid = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("Uid:"))
+        cwd = os.readlink(f"/proc/{pid}/cwd")
+        found.append({"pid": int(pid), "uid": uid, "env": env, "cwd": cwd})
+    return found
+
+
+def stack_objects(stack: DevStack, resource: str, namespace: str | None = None) -> list[dict]:
+    items, _ = stack.kube.call(stack.kube.store.list, resource, namespace)
+    return items
+
+
+class Output:
+    """Collects a process's output on a thread, so the test can wait for a line."""
+
+    def __init__(self, proc: subprocess.Popen) -> None:
+        self.lines: list[str] = []
+        self.thread = threading.Thread(target=self._read, args=(proc,), daemon=True)
+        self.thread.start()
+
+    def _read(self, proc: subprocess.Popen) -> None:
+        for line in proc.stdout:
+            self.lines.append(line)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.lines)
+
+    def wait_for(self, marker: str, timeout: float) -> str:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if marker in self.text:
+                return self.text
+            if not self.thread.is_alive():
+                break
+            time.sleep(0.2)
+        raise AssertionError(f"{marker!r} never appeared; output so far:\n{self.text}")
+
+
+def start_cli(*args: str) -> tuple[subprocess.Popen, Output]:
+    """``python -m devstack ARGS`` in its own session, its output collected on a thread."""
+    import sys
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "devstack", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    return proc, Output(proc)

@@ -1,0 +1,182 @@
+"""The authenticator's request handlers: login pages that explain a refused or
+unavailable login, the OAuth login and callback, RP-initiated logout and the
+back-channel logout endpoint Keycloak calls when it ends a session.
+"""
+
+from __future__ import annotations
+
+import json
+from html import escape
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlencode
+
+from jupyterhub.handlers import BaseHandler
+from jupyterhub.handlers.login import LoginHandler
+from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler
+from tornado import web
+
+from .oidc import KeycloakUnavailable, TokenInvalid
+
+if TYPE_CHECKING:
+    from .auth import KeycloakAuthenticator
+
+PROBLEM_ATTR = "_valeria_auth_problem"
+
+UNAVAILABLE_MESSAGE = (
+    "The login service (Keycloak) cannot be reached right now, so your sign-in cannot be "
+    "renewed. Your session is kept: try again in a few minutes. If this lasts, tell the "
+    "platform's support team."
+)
+
+
+class AuthProblem(web.HTTPError):
+    """An HTTP error page with a message a person can act on and a link to go on."""
+
+    def __init__(self, status: int, message: str, link: str | None = None, label: str = ""):
+        super().__init__(status, "%s", message, reason=None)
+        html = f"<p>{escape(message)}</p>"
+        if link:
+            html += f'<p><a class="btn btn-primary" href="{escape(link)}">{escape(label)}</a></p>'
+        # JupyterHub's error page shows these instead of the bare status text
+        self.jupyterhub_message = message
+        self.jupyterhub_html_message = html
+
+
+def unavailable(link: str | None = None) -> AuthProblem:
+    """503: Keycloak is down or failing; nothing the user did wrong."""
+    return AuthProblem(503, UNAVAILABLE_MESSAGE, link, "Try again")
+
+
+def end_session_url(
+    endpoint: str, *, client_id: str, post_logout_redirect_uri: str, id_token: str | None
+) -> str:
+    """Keycloak's RP-initiated logout URL (OIDC RP-Initiated Logout 1.0)."""
+    params = []
+    if id_token:
+        params.append(("id_token_hint", id_token))
+    params += [("client_id", client_id), ("post_logout_redirect_uri", post_logout_redirect_uri)]
+    sep = "&" if "?" in endpoint else "?"
+    return f"{endpoint}{sep}{urlencode(params)}"
+
+
+class KeycloakPageLoginHandler(LoginHandler):
+    """``/hub/login``: shows why a signed-in user cannot go on, instead of a bare form.
+
+    When ``refresh_user`` fails while identifying the request it records the reason on
+    the handler (JupyterHub swallows errors there and treats the user as logged out).
+    """
+
+    async def get(self) -> None:
+        problem: AuthProblem | None = getattr(self, PROBLEM_ATTR, None)
+        if problem is not None and self.current_user is None:
+            raise problem
+        await super().get()
+
+
+class KeycloakLoginHandler(OAuthLoginHandler):
+    """``/hub/oauth_login``: needs the discovery document before redirecting."""
+
+    async def get(self) -> None:  # type: ignore[override]
+        authenticator: KeycloakAuthenticator = self.authenticator
+        try:
+            await authenticator.discover()
+        except KeycloakUnavailable as e:
+            self.log.warning("Keycloak discovery failed: %s", e)
+            raise unavailable(self.request.uri) from None
+        super().get()
+
+
+class KeycloakCallbackHandler(OAuthCallbackHandler):
+    """``/hub/oauth_callback``: an error from Keycloak is a 4xx page, never a 500."""
+
+    def check_error(self) -> None:
+        error = self.get_argument("error", "")
+        if error:
+            description = self.get_argument("error_description", error)
+            login = self.authenticator.login_url(self.hub.base_url)
+            raise AuthProblem(
+                400 if error != "access_denied" else 403,
+                f"The login service did not sign you in ({description}).",
+                login,
+                "Sign in again",
+            )
+
+
+class KeycloakLogoutHandler(OAuthLogoutHandler):
+    """``/hub/logout``: ends the hub session, then the Keycloak session (RP logout)."""
+
+    _id_token: str | None = None
+
+    async def default_handle_logout(self) -> None:
+        user = self.current_user
+        if user:
+            authenticator: KeycloakAuthenticator = self.authenticator
+            self._id_token = await authenticator.forget_tokens(user)
+        await super().default_handle_logout()
+
+    async def render_logout_page(self) -> None:
+        authenticator: KeycloakAuthenticator = self.authenticator
+        if authenticator.logout_redirect_url or not authenticator.end_keycloak_session:
+            await super().render_logout_page()
+            return
+        target = authenticator.post_logout_url(self)
+        try:
+            meta = await authenticator.discover()
+        except KeycloakUnavailable as e:
+            self.log.warning("Keycloak logout skipped, discovery failed: %s", e)
+            self.redirect(target)
+            return
+        if not meta.end_session_endpoint:
+            self.redirect(target)
+            return
+        self.redirect(
+            end_session_url(
+                meta.end_session_endpoint,
+                client_id=authenticator.client_id,
+                post_logout_redirect_uri=target,
+                id_token=self._id_token,
+            )
+        )
+
+
+class BackchannelLogoutHandler(BaseHandler):
+    """``/hub/backchannel-logout``: Keycloak's signed logout token ends a hub session.
+
+    OIDC Back-Channel Logout 1.0: the token comes as the ``logout_token`` form field;
+    200 when handled, 400 ``invalid_request`` for a token that does not verify.
+    """
+
+    def check_xsrf_cookie(self) -> None:
+        """No cookies here: the signed logout token is the authentication."""
+
+    def _answer(self, status: int, body: dict[str, Any] | None = None) -> None:
+        self.set_status(status)
+        self.set_header("Cache-Control", "no-store")
+        if body is not None:
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(body))
+        else:
+            self.finish()
+
+    async def post(self) -> None:
+        authenticator: KeycloakAuthenticator = self.authenticator
+        token = self.get_body_argument("logout_token", default="")
+        if not token:
+            self._answer(400, {"error": "invalid_request", "error_description": "no logout_token"})
+            return
+        try:
+            claims = await authenticator.verify_logout_token(token)
+        except TokenInvalid as e:
+            self.log.warning("Refused a back-channel logout token: %s", e)
+            self._answer(400, {"error": "invalid_request", "error_description": str(e)})
+            return
+        except KeycloakUnavailable as e:
+            # the keys could not be fetched: Keycloak may retry, so not a 400
+            self.log.warning("Back-channel logout: cannot verify now: %s", e)
+            self._answer(503, {"error": "temporarily_unavailable", "error_description": str(e)})
+            return
+        ended = await authenticator.end_sessions(self, claims)
+        self.log.info(
+            "Back-channel logout ended the hub session of %s", ", ".join(ended) or "nobody"
+        )
+        self._answer(200)

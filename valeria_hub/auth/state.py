@@ -1,0 +1,108 @@
+"""The user's Keycloak tokens as kept in JupyterHub's encrypted auth_state: one module
+writes the layout and reads it.
+
+The authenticator builds auth_state with :func:`auth_state_layout`; the spawner and the
+jobs service read the current access token through :func:`access_token` instead of each
+parsing it. Layout::
+
+    {"access_token": "...", "refresh_token": "...", "id_token": "...",
+     "access_token_expires_at": 1700000000.0, "refresh_token_expires_at": ...,
+     "token_response": {...}, "oauth_user": {...claims...}}
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from typing import Any
+
+
+def access_token(auth_state: dict[str, Any] | None, *, min_validity: float = 0.0) -> str | None:
+    """The access token if it is still valid for ``min_validity`` seconds, else None.
+
+    A token without a recorded expiry is returned as is: Vault checks it anyway.
+    """
+    if not auth_state:
+        return None
+    token = auth_state.get("access_token")
+    if not token:
+        return None
+    expires_at = auth_state.get("access_token_expires_at")
+    if expires_at is not None and float(expires_at) - time.time() < min_validity:
+        return None
+    return token
+
+
+def expires_in(auth_state: dict[str, Any] | None, key: str = "access_token_expires_at") -> float:
+    """Seconds until a token expires (negative when expired, -inf when unknown)."""
+    if not auth_state or auth_state.get(key) is None:
+        return float("-inf")
+    return float(auth_state[key]) - time.time()
+
+
+def expiry(now: float, seconds: Any) -> float | None:
+    """Absolute expiry from a relative lifetime; None for missing or 0 (no expiry)."""
+    try:
+        value = float(seconds)
+    except (TypeError, ValueError):
+        return None
+    return now + value if value > 0 else None
+
+
+def needs_refresh(auth_state: Mapping[str, Any], margin: float, now: float) -> bool:
+    """True when the access token expires within ``margin`` seconds (or has no expiry).
+
+    The margin is capped at half the token's lifetime: with a margin longer than the
+    realm's token lifespan every request would otherwise refresh.
+    """
+    expires_at = auth_state.get("access_token_expires_at")
+    if not auth_state.get("access_token") or expires_at is None:
+        return True
+    obtained_at = auth_state.get("obtained_at")
+    if obtained_at is not None:
+        margin = min(margin, (float(expires_at) - float(obtained_at)) / 2)
+    return float(expires_at) - now <= margin
+
+
+def access_token_valid(auth_state: Mapping[str, Any], now: float) -> bool:
+    """True while the stored access token has not expired."""
+    expires_at = auth_state.get("access_token_expires_at")
+    return bool(auth_state.get("access_token")) and expires_at is not None and now < expires_at
+
+
+def refresh_token_usable(auth_state: Mapping[str, Any], now: float) -> bool:
+    """True when there is a refresh token that has not expired."""
+    if not auth_state.get("refresh_token"):
+        return False
+    expires_at = auth_state.get("refresh_token_expires_at")
+    return expires_at is None or now < float(expires_at)
+
+
+def auth_state_layout(
+    token_info: Mapping[str, Any], claims: Mapping[str, Any], now: float
+) -> dict[str, Any]:
+    """The auth_state the spawner and jobs service read ."""
+    return {
+        "access_token": token_info["access_token"],
+        "refresh_token": token_info.get("refresh_token"),
+        "id_token": token_info.get("id_token"),
+        "access_token_expires_at": expiry(now, token_info.get("expires_in")),
+        "refresh_token_expires_at": expiry(now, token_info.get("refresh_expires_in")),
+        "scope": str(token_info.get("scope", "")).split(),
+        "token_response": dict(token_info),
+        "oauth_user": dict(claims),
+        "sid": claims.get("sid") or claims.get("session_state") or token_info.get("session_state"),
+        "sub": claims.get("sub"),
+        "obtained_at": now,
+    }
+
+
+def without_tokens(auth_state: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    """The auth_state with every token removed: the session is over, the claims stay."""
+    if auth_state is None:
+        return None
+    state = dict(auth_state)
+    for key in ("access_token", "refresh_token", "id_token", "token_response"):
+        state[key] = None
+    state["access_token_expires_at"] = state["refresh_token_expires_at"] = None
+    return state

@@ -1,0 +1,2 @@
+"""Onboarding people into Vault: an operator's AppRole writes each person's uid, gid and
+S3 keys and never reads a secret back (``valeria-hub users onboard|check``)."""
