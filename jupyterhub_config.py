@@ -10,7 +10,7 @@ import sys
 
 from valeria_hub.envconfig import ConfigError, read_settings
 from valeria_hub.jobs.hub_service import service_definition, service_roles
-from valeria_hub.templates import TEMPLATES_DIR
+from valeria_hub.templates import FORM_DIR, TEMPLATES_DIR
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
 
@@ -24,8 +24,8 @@ except ConfigError as e:
 c.JupyterHub.bind_url = s.bind_url
 c.JupyterHub.hub_bind_url = s.hub_bind_url
 c.ConfigurableHTTPProxy.api_url = s.proxy_api_url
-c.JupyterHub.cookie_secret = bytes.fromhex(s.cookie_secret)
-c.CryptKeeper.keys = [bytes.fromhex(k) for k in s.crypt_key.split(";") if k]
+c.JupyterHub.cookie_secret = s.cookie_secret
+c.CryptKeeper.keys = list(s.crypt_keys)
 if s.db_url:
     c.JupyterHub.db_url = s.db_url
 else:
@@ -38,7 +38,24 @@ else:
 c.JupyterHub.cleanup_servers = False
 if s.hub_connect_ip:
     c.JupyterHub.hub_connect_ip = s.hub_connect_ip
-c.JupyterHub.template_paths = [TEMPLATES_DIR]
+# Page templates: the deployment's own folder (templates/ next to this file, or
+# VALERIA_TEMPLATES_DIR) before the package's defaults, which its pages extend by the name
+# "valeria_hub/templates/<page>" (the package's parent directory comes last for that).
+templates_dir = os.environ.get("VALERIA_TEMPLATES_DIR") or os.path.join(
+    os.path.dirname(os.path.abspath(__file__)), "templates"
+)
+if not os.path.isdir(templates_dir):
+    if os.environ.get("VALERIA_TEMPLATES_DIR"):
+        print(f"WARNING: VALERIA_TEMPLATES_DIR {templates_dir} is not a directory", file=sys.stderr)
+    templates_dir = None
+deployment_dirs = [templates_dir] if templates_dir else []
+package_parent = os.path.dirname(os.path.dirname(TEMPLATES_DIR))
+c.JupyterHub.template_paths = [*deployment_dirs, TEMPLATES_DIR, package_parent]
+c.KubeSpawner.additional_profile_form_template_paths = [
+    *(os.path.join(d, "kubespawner") for d in deployment_dirs),
+    FORM_DIR,
+    package_parent,
+]
 c.JupyterHub.template_vars = {
     "platform_name": s.platform_name,
     "support_contact": s.support_contact,
@@ -71,11 +88,20 @@ if s.namespace:
 c.KubeSpawner.start_timeout = 300
 c.KubeSpawner.http_timeout = 120
 
+# -- the deployment's own settings ----------------------------------------------------------
+# A Python config file for what the environment does not cover (for example a ConfigMap
+# mounted into the hub pod). It is loaded before the jobs service is defined, so that its
+# c.VaultIdentity and c.StorageLayout settings reach batch jobs exactly as notebooks.
+if s.extra_config:
+    load_subconfig(s.extra_config)  # noqa: F821 - provided by traitlets' config loader
+
 # -- services -------------------------------------------------------------------------------
 # The batch jobs service, started and proxied by the hub at /services/jobs/ ("Batch jobs"
-# in the Services menu); every user may use it with their own identity.
+# in the Services menu); every user may use it with their own identity. It receives this
+# configuration's VaultIdentity and StorageLayout sections as they stand here: nothing
+# below this line may set them.
 c.JupyterHub.load_roles = service_roles()
-c.JupyterHub.services = [service_definition(s, sys.executable)]
+c.JupyterHub.services = [service_definition(s, sys.executable, c)]
 
 # The idle culler stops notebooks nobody has used for JUPYTERHUB_IDLE_TIMEOUT seconds.
 c.JupyterHub.services.append(

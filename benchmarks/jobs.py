@@ -24,8 +24,8 @@ from typing import Any
 
 import httpx
 
+from valeria_hub.jobs.labels import OWNER_LABEL, USERNAME_ANNOTATION
 from valeria_hub.jobs.naming import owner_label
-from valeria_hub.jobs.policy import OWNER_LABEL, USERNAME_ANNOTATION
 
 from .common import BenchHub, bench_hub, bench_stack, login, summary_ms, user_client
 

@@ -47,9 +47,6 @@ def plain_settings(profile: UserProfile, secret: str) -> dict[str, Any]:
     """KubeSpawner settings that give alice the pod ValeriaSpawner gives her. Pure."""
     layout = StorageLayout(nfs_server=NFS_SERVER, nfs_path=NFS_EXPORT, s3_endpoint_url=S3_ENDPOINT)
     work = layout.workload(profile, secret)
-    home = f"/home/{profile.username}"
-    env: dict[str, Any] = {e["name"]: {"valueFrom": e["valueFrom"]} for e in work.env}
-    env.update(NB_UID=str(profile.uid), NB_USER=profile.username, HOME=home)
     return {
         "uid": profile.uid,
         "gid": profile.gid,
@@ -59,8 +56,8 @@ def plain_settings(profile: UserProfile, secret: str) -> dict[str, Any]:
         "container_security_context": work.container_security_context,
         "volumes": work.volumes,
         "volume_mounts": work.volume_mounts,
-        "environment": env,
-        "working_dir": home,
+        "environment": work.env_mapping(),
+        "working_dir": work.home,
         "profile_list": DEFAULT_FLAVOURS,
         "automount_service_account_token": False,
         "allow_privilege_escalation": False,

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import os.path
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from urllib.parse import quote, urlsplit
@@ -40,8 +41,8 @@ class Settings:
     nfs_server: str
     nfs_path: str
     s3_endpoint_url: str
-    crypt_key: str
-    cookie_secret: str
+    crypt_keys: tuple[bytes, ...] = field(repr=False)
+    cookie_secret: bytes = field(repr=False)
     db_url: str | None
     notebook_image: str
     namespace: str | None
@@ -60,6 +61,7 @@ class Settings:
     jobs_namespace_mode: str = "per-user"
     jobs_public_profiles: bool = False
     kube_environment: dict[str, str] = field(default_factory=dict)
+    extra_config: str | None = None
 
 
 # What the Kubernetes client of a hub-managed service needs from the hub's environment
@@ -67,21 +69,34 @@ class Settings:
 KUBE_ENVIRONMENT = ("KUBECONFIG", "KUBERNETES_SERVICE_HOST", "KUBERNETES_SERVICE_PORT")
 
 
-def _crypt_key_problem(value: str) -> str | None:
-    """JupyterHub's crypt keys: one or more ';'-separated 32-byte keys, hex or base64."""
-    for key in filter(None, value.split(";")):
-        key = key.strip()
-        raw: bytes | None = None
+KEY_FORMAT = "must be 32 bytes, hex (openssl rand -hex 32) or base64 (openssl rand -base64 32)"
+
+
+def decode_key(text: str) -> bytes | None:
+    """A 32-byte key written in hex or in base64 (standard or URL-safe), else None.
+
+    The one reader of key formats: what the checks accept is exactly what
+    ``jupyterhub_config.py`` hands to JupyterHub, so an accepted key never fails later.
+    """
+    text = text.strip()
+    raw: bytes | None
+    try:
+        raw = bytes.fromhex(text)
+    except ValueError:
+        padded = text.encode() + b"=" * (-len(text) % 4)
         try:
-            raw = bytes.fromhex(key)
-        except ValueError:
-            try:
-                raw = base64.urlsafe_b64decode(key.encode() + b"=" * (-len(key) % 4))
-            except (binascii.Error, ValueError):
-                raw = None
-        if raw is None or len(raw) != 32:
-            return "must be 32 bytes, hex-encoded (openssl rand -hex 32)"
-    return None
+            raw = base64.b64decode(padded.replace(b"-", b"+").replace(b"_", b"/"), validate=True)
+        except (binascii.Error, ValueError):
+            raw = None
+    return raw if raw is not None and len(raw) == 32 else None
+
+
+def decode_keys(value: str) -> tuple[bytes, ...] | None:
+    """One or more ';'-separated keys (JupyterHub's rotation format), or None."""
+    keys = [decode_key(k) for k in value.split(";") if k.strip()]
+    if not keys or any(k is None for k in keys):
+        return None
+    return tuple(k for k in keys if k is not None)
 
 
 def _url_problem(value: str) -> str | None:
@@ -139,10 +154,9 @@ def read_settings(env: Mapping[str, str]) -> Settings:
     nfs_server = need("NFS_SERVER")
     nfs_path = need("NFS_PATH", lambda v: None if v.startswith("/") else "must be an absolute path")
     s3 = need("S3_ENDPOINT_URL", _url_problem)
-    crypt_key = need("JUPYTERHUB_CRYPT_KEY", _crypt_key_problem)
+    crypt_key = need("JUPYTERHUB_CRYPT_KEY", lambda v: None if decode_keys(v) else KEY_FORMAT)
     cookie_secret = need(
-        "JUPYTERHUB_COOKIE_SECRET",
-        lambda v: _crypt_key_problem(v) and "must be 32 bytes, hex-encoded (openssl rand -hex 32)",
+        "JUPYTERHUB_COOKIE_SECRET", lambda v: None if decode_key(v) else KEY_FORMAT
     )
     idle = env.get("JUPYTERHUB_IDLE_TIMEOUT", "3600").strip()
     if not idle.isdigit():
@@ -155,6 +169,9 @@ def read_settings(env: Mapping[str, str]) -> Settings:
     jobs_mode = env.get("JOBS_NAMESPACE_MODE", "per-user").strip()
     if jobs_mode not in ("per-user", "shared"):
         problems.append(f"JOBS_NAMESPACE_MODE must be 'per-user' or 'shared', got {jobs_mode!r}")
+    extra_config = env.get("JUPYTERHUB_EXTRA_CONFIG", "").strip() or None
+    if extra_config and not os.path.isfile(extra_config):
+        problems.append(f"JUPYTERHUB_EXTRA_CONFIG {extra_config!r} is not a file")
     if env.get("JUPYTERHUB_DATABASE_HOST", "").strip():
         for var in ("JUPYTERHUB_DATABASE_USER", "JUPYTERHUB_DATABASE_PASSWORD"):
             if not env.get(var, "").strip():
@@ -179,8 +196,8 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         nfs_server=nfs_server,
         nfs_path=nfs_path,
         s3_endpoint_url=s3,
-        crypt_key=crypt_key,
-        cookie_secret=cookie_secret,
+        crypt_keys=decode_keys(crypt_key) or (),
+        cookie_secret=decode_key(cookie_secret) or b"",
         db_url=database_url(env),
         notebook_image=env.get("NOTEBOOK_IMAGE", "quay.io/jupyter/minimal-notebook:latest"),
         namespace=env.get("KUBERNETES_NAMESPACE", "").strip() or None,
@@ -199,4 +216,5 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         jobs_namespace_mode=jobs_mode,
         jobs_public_profiles=env.get("JOBS_PUBLIC_PROFILES", "") in ("1", "true", "yes"),
         kube_environment={k: env[k] for k in KUBE_ENVIRONMENT if env.get(k)},
+        extra_config=extra_config,
     )

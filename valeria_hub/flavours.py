@@ -11,6 +11,8 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from .quantity import parse_quantity
+
 SIZES = {
     "small": {"display_name": "1 CPU, 2 GB", "cpu": 1.0, "mem": "2G"},
     "medium": {"display_name": "2 CPU, 4 GB", "cpu": 2.0, "mem": "4G"},
@@ -62,40 +64,31 @@ DEFAULT_FLAVOURS = [
 ]
 DEFAULT_FLAVOURS[0]["default"] = True
 
-_UNITS = {"": 1, "k": 10**3, "m": 10**6, "g": 10**9, "t": 10**12}
-_UNITS |= {"ki": 2**10, "mi": 2**20, "gi": 2**30, "ti": 2**40}
-
-
-def parse_bytes(value: Any) -> int:
-    """'4G', '512Mi', 2e9 -> bytes."""
-    if isinstance(value, int | float):
-        return int(value)
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([kmgt]i?)?b?\s*", str(value).lower())
-    if not m:
-        raise ValueError(f"not a memory size: {value!r}")
-    return int(float(m.group(1)) * _UNITS[m.group(2) or ""])
-
 
 def check_resources(requested: dict[str, Any], caps: dict[str, Any]) -> None:
-    """Raise ValueError naming the field when a value exceeds a cap or is negative."""
-    cpu_cap = float(caps.get("cpu", 0) or 0)
-    mem_cap = parse_bytes(caps["memory"]) if caps.get("memory") else 0
-    for field in ("cpu_limit", "cpu_guarantee"):
+    """Raise ValueError naming the field when a value exceeds a cap or is negative.
+
+    ``requested`` holds KubeSpawner's values once its traits have read them (cores, and
+    bytes: KubeSpawner reads "2G" as 2 GiB); ``caps`` are Kubernetes quantities
+    ({"cpu": "16", "memory": "64Gi"}), read by the one quantity parser.
+    """
+    cpu_cap = parse_quantity(caps["cpu"]) if caps.get("cpu") else None
+    mem_cap = parse_quantity(caps["memory"]) if caps.get("memory") else None
+    for field, cap, unit in (
+        ("cpu_limit", cpu_cap, "CPUs"),
+        ("cpu_guarantee", cpu_cap, "CPUs"),
+        ("mem_limit", mem_cap, "bytes"),
+        ("mem_guarantee", mem_cap, "bytes"),
+    ):
         value = requested.get(field)
         if value is None:
             continue
-        if float(value) < 0:
-            raise ValueError(f"{field} must not be negative")
-        if cpu_cap and float(value) > cpu_cap:
-            raise ValueError(f"{field} {value} exceeds the limit of {cpu_cap} CPUs")
-    for field in ("mem_limit", "mem_guarantee"):
-        value = requested.get(field)
-        if value is None:
-            continue
-        if parse_bytes(value) < 0:
-            raise ValueError(f"{field} must not be negative")
-        if mem_cap and parse_bytes(value) > mem_cap:
-            raise ValueError(f"{field} {value} exceeds the limit of {caps['memory']}")
+        try:
+            amount = parse_quantity(value)
+        except ValueError:
+            raise ValueError(f"{field} {value!r} is not a number or quantity") from None
+        if cap is not None and amount > cap:
+            raise ValueError(f"{field} {value} exceeds the limit of {cap} {unit}")
 
 
 def validate_user_options(options: dict[str, Any], profiles: list[dict[str, Any]]) -> None:

@@ -27,20 +27,13 @@ from traitlets import Dict, Float, Instance, Unicode, default
 from .auth import state as tokens
 from .flavours import DEFAULT_FLAVOURS, check_resources, validate_user_options
 from .metrics import SPAWN_FAILURES
-from .storage import StorageLayout, render_path, s3_secret_manifest, secret_name
+from .names import dependent_name
+from .storage import StorageLayout, Workload, owner_reference, s3_secret_manifest
 from .templates import FORM_DIR
-from .vault import USER_MESSAGES, UserProfile, VaultError, VaultIdentity
+from .vault import REFUSALS, UserProfile, VaultError, VaultIdentity, refusal
 
-STATUS_BY_REASON = {
-    "not_provisioned": 403,
-    "denied": 403,
-    "malformed": 409,
-    "login_rejected": 401,
-    "login_expired": 401,
-    "unavailable": 503,
-    "kubernetes": 503,
-    "invalid_options": 400,
-}
+# Vault's reasons come from valeria_hub.vault.REFUSALS; these are the spawner's own.
+STATUS_BY_REASON = {"login_expired": 401, "kubernetes": 503, "invalid_options": 400}
 # API answers worth another try when creating the pod (KubeSpawner itself retries only
 # timeouts and 409): an API server or etcd hiccup must not fail the user's spawn.
 TRANSIENT_KUBE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -57,7 +50,8 @@ class SpawnRefused(web.HTTPError):
     """A spawn stopped on purpose; JupyterHub shows ``jupyterhub_message`` to the user."""
 
     def __init__(self, reason: str, message: str, detail: str = "") -> None:
-        super().__init__(STATUS_BY_REASON.get(reason, 500), message)
+        status = REFUSALS[reason].status if reason in REFUSALS else STATUS_BY_REASON.get(reason)
+        super().__init__(status or 500, message)
         self.reason = reason
         self.jupyterhub_message = message
         extra = f"<p class='valeria-detail'>{html.escape(detail)}</p>" if detail else ""
@@ -113,10 +107,10 @@ class ValeriaSpawner(KubeSpawner):
         "pre-spawn refresh renews a token closer to expiry than this.",
     )
     resource_caps = Dict(
-        {"cpu": 16.0, "memory": "64G"},
+        {"cpu": "16", "memory": "64Gi"},
         config=True,
-        help="Server-side caps that no flavour or form value may exceed "
-        "({'cpu': cores, 'memory': '64G'}).",
+        help="Server-side caps that no flavour or form value may exceed, as Kubernetes "
+        "quantities ({'cpu': '16', 'memory': '64Gi'}; 'G' is 10^9 bytes, 'Gi' 2^30).",
     )
 
     @default("vault")
@@ -185,7 +179,7 @@ class ValeriaSpawner(KubeSpawner):
     # -- identity ---------------------------------------------------------------------
     @property
     def secret_name_s3(self) -> str:
-        return secret_name(self.s3_secret_prefix, self.pod_name)
+        return dependent_name(self.s3_secret_prefix, self.pod_name)
 
     async def lookup_profile(self) -> UserProfile:
         """The user's uid and S3 keys from Vault, or SpawnRefused with a clear message."""
@@ -203,7 +197,7 @@ class ValeriaSpawner(KubeSpawner):
             profile, _timing = await self.vault.fetch_profile(token, self.user.name)
         except VaultError as e:
             self.log.warning("Vault lookup for %s failed: %s (%s)", self._log_name, e.reason, e)
-            raise SpawnRefused(e.reason, USER_MESSAGES.get(e.reason, str(e)), str(e)) from None
+            raise SpawnRefused(e.reason, refusal(e.reason).message, str(e)) from None
         finally:
             self.vault_seconds = time.perf_counter() - t0
         self.log.info(
@@ -270,14 +264,7 @@ class ValeriaSpawner(KubeSpawner):
         pod = self.pod_reflector.pods.get(f"{self.namespace}/{self.pod_name}")
         if not pod:
             return
-        owner = {
-            "apiVersion": "v1",
-            "kind": "Pod",
-            "name": self.pod_name,
-            "uid": pod["metadata"]["uid"],
-            "blockOwnerDeletion": True,
-            "controller": False,
-        }
+        owner = owner_reference("v1", "Pod", self.pod_name, pod["metadata"]["uid"])
         try:
             await self._kube(
                 self.api.patch_namespaced_secret,
@@ -333,18 +320,19 @@ class ValeriaSpawner(KubeSpawner):
         except ValueError as e:
             raise SpawnRefused("invalid_options", f"Invalid server options: {e}") from None
 
+    def workload(self) -> Workload | None:
+        """The identity and storage of this server's owner, once Vault has answered."""
+        if self._profile is None:
+            return None
+        return self.storage.workload(self._profile, self.secret_name_s3)
+
     def get_env(self) -> dict:
+        """KubeSpawner's environment plus the workload's: identity, HOME and the S3
+        variables as references to the Secret (never their values)."""
         env = super().get_env()
-        if self._profile is not None:
-            for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL"):
-                env[key] = {
-                    "valueFrom": {"secretKeyRef": {"name": self.secret_name_s3, "key": key}}
-                }
-            env["NB_UID"] = str(self._profile.uid)
-            env["NB_USER"] = self.user.name
-            home = [m for m in self.storage.mounts() if m.name == "home"]
-            if home:
-                env["HOME"] = render_path(home[0].mount_path, self.user.name, self._profile.uid)
+        work = self.workload()
+        if work is not None:
+            env.update(work.env_mapping())
         return env
 
     async def get_pod_manifest(self):
@@ -362,10 +350,8 @@ class ValeriaSpawner(KubeSpawner):
             **self._configured_csc,
             **work.container_security_context,
         }
-        if not self.working_dir:
-            home = [m for m in self.storage.mounts() if m.name == "home"]
-            if home:
-                self.working_dir = render_path(home[0].mount_path, self.user.name, profile.uid)
+        if not self.working_dir and work.home:
+            self.working_dir = work.home
         pod = await super().get_pod_manifest()
         return apply_workload(pod, work.volumes, work.volume_mounts)
 

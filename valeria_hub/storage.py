@@ -9,26 +9,16 @@ the API's JSON shape) out.
 from __future__ import annotations
 
 import base64
-import hashlib
-import re
 from dataclasses import dataclass, field
 from typing import Any
 
 from traitlets import Bool, Integer, List, Unicode
 from traitlets.config import LoggingConfigurable
 
+from .names import path_safe
 from .vault import UserProfile
 
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL")
-_SAFE = re.compile(r"[a-z0-9._@-]")
-
-
-def path_safe(name: str) -> str:
-    """A username as a single path segment: safe characters kept, others hex-escaped."""
-    out = "".join(c if _SAFE.fullmatch(c) else f"-{ord(c):02x}" for c in name.lower())
-    if not out or out.startswith("."):
-        out = "-" + out
-    return out
 
 
 def render_path(template: str, username: str, uid: int) -> str:
@@ -53,13 +43,26 @@ class NfsMount:
 
 @dataclass(frozen=True)
 class Workload:
-    """The parts of a pod spec that give a workload its owner's identity and storage."""
+    """The parts of a pod spec that give a workload its owner's identity and storage.
 
+    ``env`` is the whole platform environment of the workload's main container: who
+    it runs as (NB_USER, NB_UID, HOME) and the S3 variables, taken from the Secret.
+    """
+
+    home: str | None = None
     volumes: list[dict[str, Any]] = field(default_factory=list)
     volume_mounts: list[dict[str, Any]] = field(default_factory=list)
     env: list[dict[str, Any]] = field(default_factory=list)
     pod_security_context: dict[str, Any] = field(default_factory=dict)
     container_security_context: dict[str, Any] = field(default_factory=dict)
+
+    def env_mapping(self) -> dict[str, Any]:
+        """``env`` as KubeSpawner's environment mapping: a value, or ``{"valueFrom": ...}``
+        (the S3 variables, references to the Secret that KubeSpawner passes on)."""
+        return {
+            e["name"]: e["value"] if "value" in e else {"valueFrom": e["valueFrom"]}
+            for e in self.env
+        }
 
 
 def nfs_volumes(
@@ -85,6 +88,23 @@ def nfs_volumes(
             mount["readOnly"] = True
         volume_mounts.append(mount)
     return list(volumes.values()), volume_mounts
+
+
+def home_dir(mounts: list[NfsMount], username: str, uid: int) -> str | None:
+    """Where the person's home directory appears in a pod (HOME), if one is mounted."""
+    for m in mounts:
+        if m.name == "home":
+            return render_path(m.mount_path, username, uid)
+    return None
+
+
+def identity_env(username: str, uid: int, home: str | None) -> list[dict[str, Any]]:
+    """Who the workload runs as, for the programs inside (Jupyter's docker-stacks read
+    NB_USER and NB_UID)."""
+    env = [{"name": "NB_USER", "value": username}, {"name": "NB_UID", "value": str(uid)}]
+    if home:
+        env.append({"name": "HOME", "value": home})
+    return env
 
 
 def s3_env(secret_name: str) -> list[dict[str, Any]]:
@@ -115,6 +135,19 @@ def s3_secret_manifest(
         "metadata": meta,
         "type": "Opaque",
         "data": {k: base64.b64encode(v.encode()).decode() for k, v in values.items()},
+    }
+
+
+def owner_reference(api_version: str, kind: str, name: str, uid: str) -> dict[str, Any]:
+    """An ownerReference that makes the garbage collector delete the dependent (the S3
+    Secret, a job's code ConfigMap) with its owner (the notebook pod, the Job)."""
+    return {
+        "apiVersion": api_version,
+        "kind": kind,
+        "name": name,
+        "uid": uid,
+        "blockOwnerDeletion": True,
+        "controller": False,
     }
 
 
@@ -162,20 +195,34 @@ def workload(
 ) -> Workload:
     """Everything a pod needs to run as ``profile``'s owner with their storage."""
     volumes, volume_mounts = nfs_volumes(mounts, profile.username, profile.uid)
+    home = home_dir(mounts, profile.username, profile.uid)
     pod_sc, container_sc = security_contexts(
         profile.uid,
         profile.gid,
         fs_group=fs_group if fs_group is not None else profile.gid,
         supplemental_groups=supplemental_groups,
     )
-    return Workload(volumes, volume_mounts, s3_env(secret_name), pod_sc, container_sc)
+    env = identity_env(profile.username, profile.uid, home) + s3_env(secret_name)
+    return Workload(home, volumes, volume_mounts, env, pod_sc, container_sc)
 
 
-def secret_name(prefix: str, owner: str) -> str:
-    """A DNS-1123 Secret name derived from ``owner`` (a pod or job name), collision-free."""
-    base = re.sub(r"[^a-z0-9-]", "-", owner.lower()).strip("-")
-    digest = hashlib.sha256(owner.encode()).hexdigest()[:8]
-    return f"{prefix}-{base[: 63 - len(prefix) - 10]}-{digest}".strip("-")
+@dataclass(frozen=True)
+class Layout:
+    """A StorageLayout's settings as plain data: what the jobs service keeps."""
+
+    mounts: tuple[NfsMount, ...] = ()
+    s3_endpoint_url: str = ""
+    fs_group: int | None = None
+    supplemental_groups: tuple[int, ...] = ()
+
+    def workload(self, profile: UserProfile, secret: str) -> Workload:
+        return workload(
+            profile,
+            list(self.mounts),
+            secret,
+            fs_group=self.fs_group,
+            supplemental_groups=list(self.supplemental_groups),
+        )
 
 
 class StorageLayout(LoggingConfigurable):
@@ -233,11 +280,13 @@ class StorageLayout(LoggingConfigurable):
             )
         return result
 
-    def workload(self, profile: UserProfile, secret: str) -> Workload:
-        return workload(
-            profile,
-            self.mounts(),
-            secret,
-            fs_group=self.fs_group,
-            supplemental_groups=list(self.supplemental_groups),
+    def layout(self) -> Layout:
+        return Layout(
+            tuple(self.mounts()),
+            self.s3_endpoint_url,
+            self.fs_group,
+            tuple(self.supplemental_groups),
         )
+
+    def workload(self, profile: UserProfile, secret: str) -> Workload:
+        return self.layout().workload(profile, secret)

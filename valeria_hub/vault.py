@@ -40,15 +40,41 @@ class VaultError(Exception):
         self.message = message
 
 
-USER_MESSAGES = {
-    "not_provisioned": "Your account has no storage identity yet (no uid or S3 keys). "
-    "Contact support to have it created.",
-    "login_rejected": "The storage vault did not accept your login. "
-    "Log out and log in again; contact support if it persists.",
-    "denied": "The storage vault refused to give out your storage identity. Contact support.",
-    "unavailable": "The storage vault is not reachable right now. Try again in a few minutes.",
-    "malformed": "Your storage identity in the vault is incomplete. Contact support.",
+@dataclass(frozen=True)
+class Refusal:
+    """How a failed lookup is answered: the HTTP status and the message people see."""
+
+    status: int
+    message: str
+
+
+# The one table of what each reason means to the person and to HTTP, used by the
+# spawner's refusal page and the jobs service's answers alike.
+REFUSALS = {
+    "not_provisioned": Refusal(
+        403,
+        "Your account has no storage identity yet (no uid or S3 keys). "
+        "Contact support to have it created.",
+    ),
+    "login_rejected": Refusal(
+        401,
+        "The storage vault did not accept your login: log in to the hub again (log out, "
+        "then log in) and retry; contact support if it persists.",
+    ),
+    "denied": Refusal(
+        403, "The storage vault refused to give out your storage identity. Contact support."
+    ),
+    "unavailable": Refusal(
+        503, "The storage vault is not reachable right now. Try again in a few minutes."
+    ),
+    # the stored entry is unusable: nothing the person can retry, the platform must fix it
+    "malformed": Refusal(503, "Your storage identity in the vault is incomplete. Contact support."),
 }
+
+
+def refusal(reason: str) -> Refusal:
+    """The answer for ``reason``; an unknown reason is a 503 that names no detail."""
+    return REFUSALS.get(reason, Refusal(503, "Your storage identity could not be read."))
 
 
 @dataclass(frozen=True)
@@ -141,6 +167,13 @@ class VaultIdentity(LoggingConfigurable):
         config=True,
         help="Lowest uid/gid accepted from Vault: system accounts below it are refused "
         "(match the notebook SCC's uid range).",
+    )
+    default_gid = Integer(
+        None,
+        allow_none=True,
+        config=True,
+        help="gid of an entry that stores only a uid (entries of the original Valeria "
+        "script); default: the uid itself. Never 0: at least min_id.",
     )
     timeout = Float(10.0, config=True, help="Seconds allowed for each Vault request.")
     connect_retries = Integer(
@@ -278,6 +311,7 @@ class VaultIdentity(LoggingConfigurable):
             uid_data,
             s3_data,
             min_id=self.min_id,
+            default_gid=self.default_gid,
             uid_key=self.uid_key,
             gid_key=self.gid_key,
             access_key_key=self.s3_access_key_key,
@@ -297,16 +331,21 @@ def profile_from_secrets(
     access_key_key: str = "AWS_ACCESS_KEY_ID",
     secret_key_key: str = "AWS_SECRET_ACCESS_KEY",
     min_id: int = 1,
+    default_gid: int | None = None,
 ) -> UserProfile:
-    """Pure: the profile from the two KV secrets, or VaultError naming what is missing."""
+    """Pure: the profile from the two KV secrets, or VaultError naming what is missing.
+
+    An entry without a gid (the original Valeria script wrote only the uid) gets
+    ``default_gid``, or its uid: a workload never runs with the image's group, which is
+    often 0.
+    """
     if uid_key not in uid_data:
         raise VaultError("not_provisioned", f"the uid secret has no {uid_key!r} key")
     uid = parse_uid(uid_data[uid_key], "uid", min_id)
-    gid = (
-        parse_uid(uid_data[gid_key], "gid", min_id)
-        if uid_data.get(gid_key) not in (None, "")
-        else None
-    )
+    if uid_data.get(gid_key) not in (None, ""):
+        gid = parse_uid(uid_data[gid_key], "gid", min_id)
+    else:
+        gid = uid if default_gid is None else parse_uid(default_gid, "default_gid", min_id)
     missing = [k for k in (access_key_key, secret_key_key) if not s3_data.get(k)]
     if missing:
         raise VaultError("not_provisioned", f"the S3 secret lacks {', '.join(missing)}")

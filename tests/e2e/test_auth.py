@@ -7,6 +7,7 @@ Keycloak user and sets the access-token lifetime it needs.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 import uuid
 
@@ -22,6 +23,7 @@ pytestmark = pytest.mark.e2e
 
 TOKEN_PATH = "/realms/valeria/protocol/openid-connect/token"
 EVENT = "http://schemas.openid.net/event/backchannel-logout"
+JWKS_REFETCH = 1.0  # the test hub's KeycloakAuthenticator.jwks_refetch_interval
 
 
 @pytest.fixture(scope="module")
@@ -70,6 +72,7 @@ def home(client: httpx.Client, hub_url: str) -> httpx.Response:
 
 def test_login_maps_roles_groups_and_stores_tokens(kc, hub_url):
     kc.call(kc.rotate_key, keep_old=False)  # the hub must refetch the JWKS for the new kid
+    time.sleep(JWKS_REFETCH + 0.1)  # (at most once per jwks_refetch_interval)
     with hub_client() as c:
         resp = login(c, hub_url, "alice")
         assert resp.status_code == 200 and resp.url.path == "/hub/home"
@@ -202,6 +205,13 @@ def test_keycloak_down_keeps_valid_session_then_503(kc, hub_url, fault):
         resp = home(c, hub_url)
         assert resp.status_code == 503
         assert "login service" in resp.text and "try again" in resp.text.lower()
+        # the "Try again" link goes to a page of this hub, whatever ?next= says
+        for evil in ("https://evil.example/x", "//evil.example/x", "/\\evil.example/x"):
+            page = c.get(f"{hub_url}/hub/login", params={"next": evil})
+            assert page.status_code == 503
+            links = re.findall(r'href="([^"]*)"[^>]*>Try again', page.text)
+            assert links and all(link.startswith("/") for link in links), links
+            assert not [link for link in links if "evil.example" in link.split("?")[0]], links
         kc.faults.remove(injected)
         # Keycloak is back: the kept refresh token works, no new login needed
         resp = home(c, hub_url)
@@ -276,6 +286,20 @@ def test_backchannel_logout_ends_hub_session(kc, hub_url):
 
 def _post_logout(hub_url: str, token: str) -> httpx.Response:
     return httpx.post(f"{hub_url}/hub/backchannel-logout", data={"logout_token": token}, timeout=10)
+
+
+def test_made_up_key_ids_do_not_make_the_hub_fetch_keys_each_time(kc, hub_url):
+    """An unauthenticated caller posting logout tokens with made-up key ids: the hub
+    fetches the realm's keys at most once per jwks_refetch_interval."""
+    fetches = kc.faults.inject("/realms/valeria/protocol/openid-connect/certs", delay=0.001)
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    started = time.monotonic()
+    for i in range(30):
+        token = jwt.encode({"sub": "x"}, key, algorithm="RS256", headers={"kid": f"made-up-{i}"})
+        assert _post_logout(hub_url, token).status_code == 400
+    elapsed = time.monotonic() - started
+    kc.faults.remove(fetches)
+    assert fetches.hits <= 1 + int(elapsed / JWKS_REFETCH), (fetches.hits, elapsed)
 
 
 def test_backchannel_logout_refuses_bad_tokens(kc, hub_url):

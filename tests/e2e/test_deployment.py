@@ -3,6 +3,7 @@ restarts with running servers, metrics and the idle culler."""
 
 from __future__ import annotations
 
+import base64
 import os
 import secrets
 import subprocess
@@ -130,6 +131,26 @@ def test_postgres_restart_keeps_sessions_servers_and_auth_state(pg_stack):
         assert progress_events(client, hub2, "alice")[-1].get("ready")
     finally:
         hub2.stop()
+
+
+def test_keys_in_base64_boot_a_working_hub(pg_stack):
+    """Every key format the checks accept is one JupyterHub can use (a base64 crypt key
+    used to pass the checks and then crash the hub at start)."""
+    _, stack, tmp = pg_stack
+    key = bytes(range(250, 256)) + secrets.token_bytes(26)
+    hub = hub_for(
+        stack,
+        tmp / "hub-b64",
+        JUPYTERHUB_CRYPT_KEY=base64.b64encode(key).decode(),
+        JUPYTERHUB_COOKIE_SECRET=base64.urlsafe_b64encode(key[::-1]).decode().rstrip("="),
+    )
+    hub.start(timeout=90)
+    try:
+        client = browser(hub, "alice")  # logs in: auth_state is encrypted with the key
+        model = client.get(f"{hub.public_url}/hub/api/user").json()
+        assert model["name"] == "alice"
+    finally:
+        hub.stop()
 
 
 def test_jobs_metrics_need_a_token(pg_stack):

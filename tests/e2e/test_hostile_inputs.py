@@ -29,11 +29,11 @@ from tests.helpers.security_stack import (
     wait_until,
 )
 from valeria_hub.jobs.naming import (
-    DNS_LABEL,
     is_system_namespace,
     owner_label,
     user_namespace,
 )
+from valeria_hub.names import DNS_LABEL
 
 pytestmark = pytest.mark.e2e
 

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
+import socket
 from pathlib import Path
 
 import httpx
@@ -266,7 +268,8 @@ def test_csv_of_three_users_onboarded_and_each_reads_only_their_own(env, capsys)
         assert secret not in out
     for user, (uid, gid) in USERS.items():
         profile = env.profile(user)
-        assert (profile.uid, profile.gid) == (uid, gid)
+        # no gid stored (carol): the uid is the group, never the image's group 0
+        assert (profile.uid, profile.gid) == (uid, gid or uid)
         assert (profile.s3_access_key, profile.s3_secret_key) == KEYS[user]
 
     # the second run changes nothing, and says so
@@ -337,6 +340,24 @@ def test_a_changed_uid_is_refused_unless_forced(env, capsys):
     )
     assert code == 0 and "updated" in out
     assert env.profile("bob").uid == 29999
+
+
+def test_a_uid_stored_by_other_means_is_never_replaced_silently(env, capsys):
+    """Seed 003's policy cannot read KV metadata and the tool has no record of a uid that
+    the original Valeria script wrote: the write is check-and-set 0, so Vault refuses
+    it instead of giving the person a new uid (their files belong to the old one)."""
+    env.vault.call(
+        env.vault.provision_user, env.user_id("bob"), "bob", 21002, 31002, "AKOLD", "old-secret"
+    )
+    changed = dict(USERS, bob=(29999, 31002))
+    csv_path = write_csv(env, changed)
+    code, out = run(capsys, "users", "onboard", "--from-csv", str(csv_path), *env.flags())
+    assert code == 1 and "not by this tool" in out and "--force" in out
+    assert env.profile("bob").uid == 21002
+    code, out = run(
+        capsys, "users", "onboard", "--from-csv", str(csv_path), "--force", *env.flags()
+    )
+    assert code == 0 and env.profile("bob").uid == 29999
 
 
 def test_rotated_s3_keys_are_updated(env, capsys):
@@ -447,3 +468,89 @@ def test_with_metadata_read_a_deleted_secret_is_noticed(env, capsys):
     status = {u["username"]: u["status"] for u in json.loads(out)["users"]}
     assert status == {"alice": "unchanged", "bob": "updated", "carol": "unchanged"}
     assert env.profile("bob").s3_secret_key == KEYS["bob"][1]
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_an_unreachable_slow_or_sealed_vault_is_one_clear_line(env, capsys):
+    flags = env.flags()
+    flags[flags.index("--vault-url") + 1] = f"http://127.0.0.1:{free_port()}"
+    code, out = run(capsys, "users", "check", "alice", *flags)
+    assert code == 1
+    assert out == "valeria-hub users check: Vault is unreachable (AppRole login: ConnectionError)\n"
+    # (answered late with an error: a login that completes late would leave a token)
+    env.vault.faults.inject("/v1/auth/approle/login", delay=3, status=504, times=1)
+    code, out = run(capsys, "users", "check", "alice", "--timeout", "0.5", *env.flags())
+    assert code == 1
+    assert out == "valeria-hub users check: Vault did not answer in time (AppRole login)\n"
+    # a connection dropped after login: the token is still revoked
+    env.vault.faults.inject("/v1/identity/lookup/entity", drop=True, times=1)
+    code, out = run(capsys, "users", "check", "alice", *env.flags())
+    assert code == 1 and out.count("\n") == 1
+    assert "Vault is unreachable (looking up the entity by its JWT alias" in out
+    env.vault.seal()
+    try:
+        code, out = run(capsys, "users", "check", "alice", *env.flags())
+    finally:
+        env.vault.unseal()
+    assert (code, out) == (1, "valeria-hub users check: AppRole login: HTTP 503: Vault is sealed\n")
+    assert [t for t in env.vault.live_tokens() if not t["root"]] == []
+
+
+def test_a_policy_refusal_gives_vaults_message_never_the_token(env, capsys, monkeypatch):
+    issued: list[str] = []
+    login_token = env.vault.model.login_token
+
+    def remember(*args, **kwargs):
+        token = login_token(*args, **kwargs)
+        issued.append(token.id)
+        return token
+
+    monkeypatch.setattr(env.vault.model, "login_token", remember)
+    # this AppRole may no longer write the user secrets
+    policy = valeria_app_policy("valeria").replace('"valeria/data/users/*"', '"valeria/data/x/*"')
+    env.vault.call(env.vault.model.put_policy, "valeria_app", policy)
+    code, out = run(
+        capsys,
+        "users",
+        "onboard",
+        "--from-csv",
+        str(write_csv(env)),
+        "--format",
+        "json",
+        *env.flags(),
+    )
+    assert code == 1
+    for user in json.loads(out)["users"]:
+        assert user["status"] == "failed"
+        assert re.fullmatch(
+            r"writing users/[0-9a-f-]+/uid: HTTP 403: permission denied", user["reason"]
+        ), user
+    code, check_out = run(capsys, "users", "check", "alice", *env.flags())
+    assert code == 1 and "NOT provisioned" in check_out
+    assert len(issued) == 2
+    for token in issued:
+        assert token not in out and token not in check_out
+    # both AppRole tokens were revoked when the command ended
+    assert [t for t in env.vault.live_tokens() if not t["root"]] == []
+
+
+def test_onboarding_reads_kv_metadata_only(env, capsys):
+    """Even with read on KV metadata, the command never asks for a secret's data."""
+    extra = 'path "valeria/metadata/users/*" {\n  capabilities = ["read"]\n}\n'
+    env.vault.call(env.vault.model.put_policy, "valeria_app", valeria_app_policy("valeria") + extra)
+    env.vault.reset_counters()
+    csv_path = write_csv(env)
+    for _ in range(2):
+        assert run(capsys, "users", "onboard", "--from-csv", str(csv_path), *env.flags())[0] == 0
+    assert run(capsys, "users", "check", "bob", *env.flags())[0] == 0
+    kv = [key for key in env.vault.counters() if " valeria/" in key]
+    assert any(k.startswith("GET valeria/metadata/users/") for k in kv), kv
+    assert any(k.startswith("POST valeria/data/users/") for k in kv), kv
+    assert all(
+        k.startswith(("GET valeria/metadata/users/", "POST valeria/data/users/")) for k in kv
+    ), kv

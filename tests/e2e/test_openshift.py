@@ -28,7 +28,7 @@ from tests.helpers.openshift import (
     template_problems,
 )
 from valeria_hub.envconfig import read_settings
-from valeria_hub.jobs.policy import MANAGED_BY
+from valeria_hub.jobs.labels import MANAGED_BY
 
 TEMPLATES = [
     "valeria-hub-template.yaml",
@@ -438,7 +438,7 @@ def test_the_role_grants_exactly_what_the_hub_and_jobs_service_use(tmp_path):
         spawn,
         stack_objects,
     )
-    from valeria_hub.storage import secret_name
+    from valeria_hub.names import dependent_name
 
     objects = rendered("valeria-hub-template.yaml")
     role = one(objects, "Role")
@@ -451,7 +451,7 @@ def test_the_role_grants_exactly_what_the_hub_and_jobs_service_use(tmp_path):
         stale = {
             "apiVersion": "v1",
             "kind": "Secret",
-            "metadata": {"name": secret_name("s3", "jupyter-alice"), "namespace": "default"},
+            "metadata": {"name": dependent_name("s3", "jupyter-alice"), "namespace": "default"},
             "stringData": {"AWS_ACCESS_KEY_ID": "old"},
         }
         stack.kube.call(stack.kube.create_object, stale)

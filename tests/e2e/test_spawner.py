@@ -6,12 +6,13 @@ from __future__ import annotations
 
 import base64
 import json
+import os
 import time
 
 import pytest
 from kubernetes_validate import validate
 
-from devstack.stack import DEMO_STORAGE
+from devstack.stack import DEMO_STORAGE, NFS_EXPORT
 from tests.helpers.e2e import (
     browser,
     notebook_processes,
@@ -223,3 +224,31 @@ def test_tampered_form_asking_for_more_is_refused(env):
     assert not [
         p for p in stack_objects(stack, "v1/pods") if p["metadata"]["name"] == "jupyter-bob"
     ]
+
+
+def test_an_entry_with_only_a_uid_runs_with_that_uid_as_its_group(env):
+    """Entries of the original Valeria script hold only a uid: the pod must not run with
+    the image's group (often 0), but with the uid as its gid (VaultIdentity.default_gid)."""
+    stack, hub = env
+    require_root("checking the notebook process gid")
+    sub = stack.keycloak.call(lambda: stack.keycloak.realm.find_login("admin").id)
+    stack.vault.call(
+        stack.vault.provision_user, sub, "admin", 1004, None, "AKADMINLEGACY", "admin-legacy-sk"
+    )
+    export = stack.state_dir / "nfs" / NFS_EXPORT.lstrip("/")
+    for top in ("home", "scratch"):
+        (export / top / "admin").mkdir(parents=True, exist_ok=True)
+        os.chown(export / top / "admin", 1004, 1004)
+    client = browser(hub, "admin")
+    assert spawn(client, hub).status_code == 200
+    events = progress_events(client, hub, "admin")
+    assert events[-1].get("ready"), [e.get("message") for e in events]
+    pod = next(
+        p
+        for p in stack_objects(stack, "v1/pods", "default")
+        if p["metadata"]["name"] == "jupyter-admin"
+    )
+    sc = pod["spec"]["securityContext"]
+    assert (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]) == (1004, 1004, 1004)
+    procs = notebook_processes("admin", hub)
+    assert procs and all((p["uid"], p["gid"]) == (1004, 1004) for p in procs)

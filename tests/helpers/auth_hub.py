@@ -34,6 +34,7 @@ def hub_config(kc_issuer: str, hub_url: str, workdir: Path, extra: str = "") -> 
         c.KeycloakAuthenticator.admin_roles = {{"hub-admin"}}
         c.KeycloakAuthenticator.refresh_margin = 3
         c.KeycloakAuthenticator.http_timeout = 3
+        c.KeycloakAuthenticator.jwks_refetch_interval = 1.0
         c.Authenticator.auth_refresh_age = 1
         c.JupyterHub.bind_url = {hub_url!r}
         c.JupyterHub.hub_ip = "127.0.0.1"

@@ -142,8 +142,9 @@ def notebook_processes(user: str, hub: HubProcess | None = None) -> list[dict]:
         if api and not env.get("JUPYTERHUB_API_URL", "").startswith(api):
             continue
         uid = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("Uid:"))
+        gid = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("Gid:"))
         cwd = os.readlink(f"/proc/{pid}/cwd")
-        found.append({"pid": int(pid), "uid": uid, "env": env, "cwd": cwd})
+        found.append({"pid": int(pid), "uid": uid, "gid": gid, "env": env, "cwd": cwd})
     return found
 
 

@@ -129,7 +129,11 @@ class ServiceThread:
         self.settings = settings
         self.server = uvicorn.Server(
             uvicorn.Config(
-                create_app(settings), host="127.0.0.1", port=0, log_level="warning", lifespan="on"
+                create_app(settings.settings(), vault=settings.vault),
+                host="127.0.0.1",
+                port=0,
+                log_level="warning",
+                lifespan="on",
             )
         )
         self.thread = threading.Thread(target=self.server.run, name="jobs-service", daemon=True)

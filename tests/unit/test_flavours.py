@@ -7,7 +7,6 @@ import pytest
 from valeria_hub.flavours import (
     DEFAULT_FLAVOURS,
     check_resources,
-    parse_bytes,
     validate_user_options,
 )
 
@@ -58,14 +57,42 @@ def test_unlisted_choice_honours_the_operators_pattern():
 
 
 def test_caps():
-    caps = {"cpu": 4, "memory": "8G"}
-    check_resources({"cpu_limit": 4, "mem_limit": "8G"}, caps)
+    """Caps are Kubernetes quantities; requests are KubeSpawner's numbers (bytes, cores)."""
+    caps = {"cpu": "4", "memory": "8Gi"}
+    check_resources({"cpu_limit": 4.0, "mem_limit": 8 * 2**30}, caps)
     with pytest.raises(ValueError, match="cpu_limit"):
-        check_resources({"cpu_limit": 64}, caps)
+        check_resources({"cpu_limit": 64.0}, caps)
     with pytest.raises(ValueError, match="mem_limit"):
-        check_resources({"mem_limit": "9Gi"}, caps)
+        check_resources({"mem_limit": 9 * 2**30}, caps)
     with pytest.raises(ValueError, match="cpu_guarantee"):
         check_resources({"cpu_guarantee": -1}, caps)
-    assert parse_bytes("512Mi") == 512 * 2**20 and parse_bytes("2G") == 2 * 10**9
-    with pytest.raises(ValueError):
-        parse_bytes("lots")
+    with pytest.raises(ValueError, match="mem_guarantee"):
+        check_resources({"mem_guarantee": float("inf")}, caps)
+
+
+def test_every_flavour_fits_the_default_caps():
+    """KubeSpawner's memory traits read a flavour's "8G" as 8 GiB (JupyterHub's
+    ByteSpecification): the default caps, Kubernetes quantities, must hold every size."""
+    from jupyterhub.traitlets import ByteSpecification
+    from traitlets import Float, HasTraits
+
+    from valeria_hub.spawner import ValeriaSpawner
+
+    class Resources(HasTraits):  # the four traits as KubeSpawner declares them
+        cpu_limit = Float(None, allow_none=True)
+        cpu_guarantee = Float(None, allow_none=True)
+        mem_limit = ByteSpecification(None)
+        mem_guarantee = ByteSpecification(None)
+
+    caps = ValeriaSpawner.class_traits()["resource_caps"].default()
+    sizes = [
+        choice["kubespawner_override"]
+        for flavour in DEFAULT_FLAVOURS
+        for choice in flavour["profile_options"]["size"]["choices"].values()
+    ]
+    assert sizes
+    for size in sizes:
+        held = Resources(**size)
+        check_resources({k: getattr(held, k) for k in size}, caps)
+    with pytest.raises(ValueError, match="mem_limit"):
+        check_resources({"mem_limit": Resources(mem_limit="65G").mem_limit}, caps)

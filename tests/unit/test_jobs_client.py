@@ -10,7 +10,9 @@ import sys
 import zipfile
 
 import pytest
+from traitlets.config import Config
 
+from tests.helpers import DEPLOYMENT_ENV
 from valeria_hub.envconfig import ConfigError, read_settings
 from valeria_hub.jobs.hub_service import service_definition, service_roles
 from valeria_hub.jobs.routers.ui import hub_base, render_page
@@ -18,18 +20,7 @@ from valeria_hub.jobs_client.api import error_message, validation_text
 from valeria_hub.jobs_client.spec import SpecError, build_body, parse_env, zip_code
 from valeria_hub.jobs_client.tables import duration, jobs_table
 
-BASE_ENV = {
-    "JUPYTERHUB_PUBLIC_URL": "https://hub.example.org",
-    "JUPYTERHUB_CRYPT_KEY": "00" * 32,
-    "JUPYTERHUB_COOKIE_SECRET": "11" * 32,
-    "KEYCLOAK_REALM_URL": "https://sso.example.org/realms/valeria",
-    "OAUTH_CLIENT_ID": "jupyterhub",
-    "OAUTH_CLIENT_SECRET": "s",
-    "VAULT_URL": "https://vault.example.org",
-    "NFS_SERVER": "nfs.example.org",
-    "NFS_PATH": "/export",
-    "S3_ENDPOINT_URL": "https://s3.example.org",
-}
+BASE_ENV = DEPLOYMENT_ENV
 
 
 @pytest.mark.parametrize(
@@ -127,21 +118,24 @@ def test_service_entry_and_roles_from_the_environment():
         "KUBECONFIG": "/etc/kube/config",
         "KUBERNETES_SERVICE_HOST": "10.0.0.1",
     }
-    svc = service_definition(read_settings(env), sys.executable)
+    hub_config = Config({"VaultIdentity": {"url": "https://vault.example.org"}})
+    svc = service_definition(read_settings(env), sys.executable, hub_config)
     assert svc["url"] == "http://127.0.0.1:10555"
     assert svc["environment"] == {
         "KUBECONFIG": "/etc/kube/config",
         "KUBERNETES_SERVICE_HOST": "10.0.0.1",
+        "VALERIA_SHARED_CONFIG": '{"VaultIdentity": {"url": "https://vault.example.org"}}',
     }
     assert svc["command"][:3] == [sys.executable, "-m", "valeria_hub.jobs"]
-    assert "--VaultIdentity.url=https://vault.example.org" in svc["command"]
+    assert not [arg for arg in svc["command"] if arg.startswith("--VaultIdentity")]
     assert "--JobsServiceApp.shared_namespace=valeria" in svc["command"]
     assert svc["oauth_no_confirm"] is True and svc["info"]["display_name"] == "Batch jobs"
     roles = {r["name"]: r for r in service_roles()}
     assert roles["user"]["scopes"] == ["self", "access:services!service=jobs"]
     assert roles["jobs-service"]["scopes"] == ["list:users", "read:users", "admin:auth_state"]
-    default = service_definition(read_settings(BASE_ENV), "python")
-    assert default["url"] == "http://127.0.0.1:10101" and default["environment"] == {}
+    default = service_definition(read_settings(BASE_ENV), "python", Config())
+    assert default["url"] == "http://127.0.0.1:10101"
+    assert default["environment"] == {"VALERIA_SHARED_CONFIG": "{}"}
 
 
 def test_bad_jobs_settings_are_reported_with_the_others():

@@ -11,7 +11,8 @@ import pytest
 from traitlets import TraitError
 
 from valeria_hub.jobs.config import JobsServiceApp
-from valeria_hub.jobs.hubauth import TokenCache, has_access, safe_next, token_from_headers
+from valeria_hub.jobs.hubauth import has_access, safe_next, token_from_headers
+from valeria_hub.jobs.hubclient import TokenCache
 from valeria_hub.jobs.naming import InvalidName
 
 HUB_ENV = {
@@ -62,19 +63,21 @@ def test_command_line_and_config_file(tmp_path, monkeypatch):
     assert app.vault.url == "https://vault.example"
     assert app.storage.nfs_server == "nfs.example"  # the command line wins
     assert app.namespace_mode == "shared"
-    assert app.namespace_for("a.b") == app.namespace_for("a-b") == "hub-jobs"
+    namespaces = app.settings().namespaces
+    assert namespaces.for_user("a.b") == namespaces.for_user("a-b") == "hub-jobs"
     assert app.rules().max_active_deadline_seconds == 3600
 
 
 def test_namespace_modes_and_refusals():
     app = JobsServiceApp(namespace_prefix="jobs-")
-    assert app.namespace_for("a.b") != app.namespace_for("a-b")
-    assert app.namespace_for("alice").startswith("jobs-alice-")
+    namespaces = app.settings().namespaces
+    assert namespaces.for_user("a.b") != namespaces.for_user("a-b")
+    assert namespaces.for_user("alice").startswith("jobs-alice-")
     shared = JobsServiceApp(namespace_mode="shared")
-    assert shared.namespace_for("alice", fallback="hub") == "hub"
+    assert shared.settings().namespaces.for_user("alice", fallback="hub") == "hub"
     for ns in ("kube-system", "default", "openshift-config"):
         with pytest.raises(InvalidName):
-            JobsServiceApp(namespace_mode="shared", shared_namespace=ns).namespace_for("x")
+            JobsServiceApp(namespace_mode="shared", shared_namespace=ns).settings()
     with pytest.raises(TraitError):
         JobsServiceApp(namespace_prefix="kube-")
     with pytest.raises(TraitError):

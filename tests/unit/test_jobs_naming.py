@@ -5,18 +5,16 @@ from __future__ import annotations
 import pytest
 
 from valeria_hub.jobs.naming import (
-    DNS_LABEL,
-    LABEL_VALUE,
     InvalidName,
     check_object_name,
     check_shared_namespace,
-    dependent_name,
     generated_name,
     is_system_namespace,
     owner_label,
     random_suffix,
     user_namespace,
 )
+from valeria_hub.names import DNS_LABEL, LABEL_VALUE, dependent_name
 
 USERS = [
     "a.b",

@@ -12,20 +12,17 @@ import kubernetes.client as k8s
 import kubernetes_validate
 import pytest
 
-from valeria_hub.jobs.naming import owner_label
-from valeria_hub.jobs.policy import (
-    OWNER_LABEL,
-    PolicyError,
-    Rules,
+from valeria_hub.jobs.labels import OWNER_LABEL, owned_by
+from valeria_hub.jobs.manifests import (
     Target,
     build_code_configmap,
     build_manifest,
     build_secret,
-    check_submission,
-    owned_by,
     parse_extra_env,
     render_extra_env,
 )
+from valeria_hub.jobs.naming import owner_label
+from valeria_hub.jobs.policy import PolicyError, Rules, check_submission
 from valeria_hub.jobs.profiles import parse_profiles
 from valeria_hub.jobs.shapes import normalize
 from valeria_hub.jobs.upload import UploadError, decode_code
@@ -96,7 +93,7 @@ def target(name: str = "hello-abcde", code: bool = False, extra=()) -> Target:
         configmap_name=f"{name}-code" if code else None,
         workload=storage.workload(PROFILE, secret),
         extra_env=tuple(extra),
-        identity_env=(("NB_USER", "alice"), ("NB_UID", "20001")),
+        job_env=(("VALERIA_JOB_NAME", name),),
     )
 
 
@@ -237,8 +234,10 @@ def test_built_job_is_hardened_defaulted_and_schema_valid():
         "requests": {"cpu": "250m", "memory": "1Gi"},
         "limits": {"cpu": "1", "memory": "2Gi"},
     }
-    names = [e["name"] for e in container["env"]]
-    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL", "NB_UID"} <= set(names)
+    env = {e["name"]: e.get("value", e.get("valueFrom")) for e in container["env"]}
+    assert {"AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL"} <= set(env)
+    assert env["NB_USER"] == "alice" and env["NB_UID"] == str(PROFILE.uid)
+    assert env["HOME"] == "/home/alice" and env["VALERIA_JOB_NAME"] == "hello-abcde"
     mounts = {m["mountPath"] for m in container["volumeMounts"]}
     assert "/home/alice" in mounts and "/scratch" in mounts
     assert [v["name"] for v in spec["template"]["spec"]["volumes"]] == ["nfs-home"]

@@ -79,6 +79,13 @@ class KeycloakAuthenticator(GenericOAuthenticator):
         config=True,
         help="Seconds of clock skew tolerated when checking token expiry.",
     )
+    jwks_refetch_interval = Float(
+        10.0,
+        config=True,
+        help="Least seconds between two fetches of the realm's keys for an unknown key id. "
+        "Keycloak's new keys are found at most this late; a caller sending made-up key ids "
+        "cannot make the hub fetch the keys on every request.",
+    )
 
     @default("login_service")
     def _login_service_default(self) -> str:
@@ -204,6 +211,7 @@ class KeycloakAuthenticator(GenericOAuthenticator):
                 timeout=self.http_timeout,
                 verify=self.validate_server_cert,
                 leeway=self.token_leeway,
+                jwks_min_interval=self.jwks_refetch_interval,
             )
         return self._realm
 
@@ -441,7 +449,7 @@ class KeycloakAuthenticator(GenericOAuthenticator):
     def _retry_url(self, handler: Any) -> str | None:
         if handler is None:
             return None
-        return handler.get_argument("next", None) or handler.request.uri
+        return handlers.local_path(handler.get_argument("next", None)) or handler.request.uri
 
     # -- logout -----------------------------------------------------------------------
     async def forget_tokens(self, user: Any) -> str | None:

@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from html import escape
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlencode
+from urllib.parse import urlencode, urlsplit
 
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LoginHandler
@@ -18,7 +18,7 @@ from tornado import web
 from .oidc import KeycloakUnavailable, TokenInvalid
 
 if TYPE_CHECKING:
-    from .auth import KeycloakAuthenticator
+    from .authenticator import KeycloakAuthenticator
 
 PROBLEM_ATTR = "_valeria_auth_problem"
 
@@ -29,12 +29,24 @@ UNAVAILABLE_MESSAGE = (
 )
 
 
+def local_path(url: str | None) -> str | None:
+    """``url`` if it is a path on this site, else None: a link on our pages never sends
+    a person to another site (``//evil.example``, ``https://...``, ``/\\evil``)."""
+    if not url or not url.startswith("/") or url.startswith(("//", "/\\")):
+        return None
+    if any(ord(c) < 0x20 or c == "\\" for c in url):
+        return None
+    parts = urlsplit(url)
+    return url if not parts.scheme and not parts.netloc else None
+
+
 class AuthProblem(web.HTTPError):
     """An HTTP error page with a message a person can act on and a link to go on."""
 
     def __init__(self, status: int, message: str, link: str | None = None, label: str = ""):
         super().__init__(status, "%s", message, reason=None)
         html = f"<p>{escape(message)}</p>"
+        link = local_path(link)
         if link:
             html += f'<p><a class="btn btn-primary" href="{escape(link)}">{escape(label)}</a></p>'
         # JupyterHub's error page shows these instead of the bare status text

@@ -163,11 +163,16 @@ class RealmClient:
         timeout: float = 10.0,
         verify: bool = True,
         leeway: float = 30.0,
+        jwks_min_interval: float = 30.0,
     ) -> None:
         self.realm_url = realm_url.rstrip("/")
         self.timeout = timeout
         self.verify = verify
         self.leeway = leeway
+        # an unknown key id makes us fetch the keys again (Keycloak rotated them), but at
+        # most this often: anyone can send a token with a made-up kid
+        self.jwks_min_interval = jwks_min_interval
+        self._keys_fetched_at = float("-inf")
         self._http: httpx.AsyncClient | None = None
         self._meta: RealmMetadata | None = None
         self._meta_lock = asyncio.Lock()
@@ -230,16 +235,19 @@ class RealmClient:
                 continue
         self._keys = keys
         self._keys_version += 1
+        self._keys_fetched_at = time.monotonic()
 
     async def signing_key(self, kid: str | None) -> jwt.PyJWK:
-        """The key for ``kid``; an unknown kid refetches the JWKS once (key rotation)."""
+        """The key for ``kid``; an unknown kid refetches the JWKS (key rotation), at most
+        once per ``jwks_min_interval``."""
         if not kid:
             raise TokenInvalid("token has no kid")
         if kid in self._keys:
             return self._keys[kid]
         seen = self._keys_version
         async with self._keys_lock:
-            if self._keys_version == seen:  # nobody refetched while we waited
+            recent = time.monotonic() - self._keys_fetched_at < self.jwks_min_interval
+            if self._keys_version == seen and not recent:  # nobody refetched meanwhile
                 await self._fetch_keys()
         if kid not in self._keys:
             raise TokenInvalid("unknown signing key")

@@ -18,20 +18,22 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from .config import JobsServiceApp
+from ..vault import VaultIdentity
+from .dependencies import Ctx
 from .hubauth import (
     CurrentUser,
-    HubAPI,
     LoginRedirect,
     authorize_redirect,
     metrics_reader,
     oauth_router,
     wants_html,
 )
+from .hubclient import HubAPI
 from .kube import Kube, KubeError
 from .models import ServiceInfo, UserOut
 from .routers import cronjobs, jobs, logs, pods, profiles, ui
 from .service import Context, ServiceError
+from .settings import JobsSettings
 
 log = logging.getLogger("valeria_hub.jobs")
 # oversized bodies up to this size are drained before the 413, larger ones cut off
@@ -45,7 +47,9 @@ def _version() -> str:
         return "0"
 
 
-def create_app(settings: JobsServiceApp, *, kube: Kube | None = None) -> FastAPI:
+def create_app(
+    settings: JobsSettings, *, vault: VaultIdentity, kube: Kube | None = None
+) -> FastAPI:
     """The app; ``kube`` may be given (tests), else it is connected at start-up."""
     prefix = settings.prefix
     base = prefix.rstrip("/")
@@ -61,8 +65,7 @@ def create_app(settings: JobsServiceApp, *, kube: Kube | None = None) -> FastAPI
             cache_ttl=settings.user_cache_ttl,
             cache_size=settings.user_cache_size,
         )
-        app.state.hub = hub
-        app.state.ctx = Context(settings, hub, k)
+        app.state.ctx = Context(settings, hub, k, vault)
         try:
             yield
         finally:
@@ -78,9 +81,7 @@ def create_app(settings: JobsServiceApp, *, kube: Kube | None = None) -> FastAPI
         docs_url=None,
         redoc_url=None,
     )
-    app.state.settings = settings
-
-    limit = settings.body_limit()
+    limit = settings.body_limit
 
     @app.middleware("http")
     async def _body_limit(request: Request, call_next: Any) -> Response:
@@ -140,9 +141,9 @@ def create_app(settings: JobsServiceApp, *, kube: Kube | None = None) -> FastAPI
         return {"name": user.name, "groups": list(user.groups)}
 
     @app.get(base + "/metrics", include_in_schema=False)
-    async def metrics(request: Request) -> Response:
+    async def metrics(request: Request, ctx: Ctx) -> Response:
         """Prometheus metrics, for a hub token with the ``read:metrics`` scope."""
-        await metrics_reader(request)
+        await metrics_reader(request, ctx)
         return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
 
     @app.get(base + "/openapi.json", include_in_schema=False)

@@ -4,13 +4,16 @@ Run by the hub as a managed service: the hub passes the documented service varia
 (JUPYTERHUB_API_TOKEN, JUPYTERHUB_API_URL, JUPYTERHUB_SERVICE_PREFIX,
 JUPYTERHUB_SERVICE_URL, JUPYTERHUB_SERVICE_NAME, JUPYTERHUB_CLIENT_ID,
 JUPYTERHUB_OAUTH_CALLBACK_URL, JUPYTERHUB_HOST, JUPYTERHUB_BASE_URL), which become
-trait defaults; everything else is traits, set on the command line
-(``--JobsServiceApp.namespace_mode=shared``, ``--VaultIdentity.url=...``,
-``--StorageLayout.nfs_server=...``) or in a ``--config`` file.
+trait defaults, and the hub's own ``VaultIdentity`` and ``StorageLayout`` configuration
+(VALERIA_SHARED_CONFIG, see :mod:`.hub_service`), which is applied last, so a notebook
+and a job of the same person can never be configured apart. The service's own traits
+are set on the command line (``--JobsServiceApp.namespace_mode=shared``) or in a
+``--config`` file. :meth:`JobsServiceApp.settings` turns them into frozen data once.
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import urllib.parse
@@ -29,13 +32,16 @@ from traitlets import (
     default,
     validate,
 )
-from traitlets.config import Application
+from traitlets.config import Application, Config
 
 from ..storage import StorageLayout
 from ..vault import VaultIdentity
+from .hub_service import SHARED_CONFIG_VARIABLE, SHARED_SECTIONS
+from .manifests import parse_extra_env
 from .naming import InvalidName, check_shared_namespace, user_namespace
-from .policy import Rules, parse_extra_env
+from .policy import Rules
 from .profiles import parse_profiles
+from .settings import JobsSettings, Namespaces
 from .upload import UNPACK_SCRIPT
 
 DEFAULT_PROFILES = {
@@ -73,6 +79,13 @@ class JobsServiceApp(Application):
     }
 
     config_file = Unicode("", config=True, help="A Python config file (c.JobsServiceApp...).")
+    shared_config = Unicode(
+        "",
+        config=True,
+        help="JSON of the hub's VaultIdentity and StorageLayout configuration, handed over "
+        f"by the hub ({SHARED_CONFIG_VARIABLE}); applied after the command line and the "
+        "config file, so those sections are the hub's, whatever else says.",
+    )
 
     # -- the hub's service contract ---------------------------------------------------
     hub_api_url = Unicode(config=True, help="The hub's API URL (JUPYTERHUB_API_URL).")
@@ -220,6 +233,10 @@ class JobsServiceApp(Application):
     storage = Instance(StorageLayout)
 
     # -- defaults from the hub's service environment -----------------------------------------
+    @default("shared_config")
+    def _d_shared(self) -> str:
+        return _env(SHARED_CONFIG_VARIABLE)
+
     @default("hub_api_url")
     def _d_api_url(self) -> str:
         return _env("JUPYTERHUB_API_URL", "http://127.0.0.1:8081/hub/api")
@@ -316,11 +333,40 @@ class JobsServiceApp(Application):
             unpack_image=self.unpack_image,
         )
 
-    def namespace_for(self, username: str, fallback: str = "") -> str:
-        """The namespace of ``username``'s jobs (InvalidName if none is acceptable)."""
-        if self.namespace_mode == "per-user":
-            return user_namespace(self.namespace_prefix, username)
-        return check_shared_namespace(self.shared_namespace or fallback)
+    def settings(self) -> JobsSettings:
+        """The traits as frozen data (ValueError naming the trait if they do not fit)."""
+        namespaces = Namespaces(
+            mode=self.namespace_mode,
+            prefix=self.namespace_prefix,
+            shared=self.shared_namespace,
+            quota={k: str(v) for k, v in self.namespace_quota.items()},
+            egress_allow_cidrs=tuple(self.egress_allow_cidrs),
+        )
+        if namespaces.mode == "shared" and namespaces.shared:
+            check_shared_namespace(namespaces.shared)
+        return JobsSettings(
+            prefix=self.prefix,
+            service_name=self.service_name,
+            hub_api_url=self.hub_api_url,
+            hub_api_token=self.hub_api_token,
+            oauth_client_id=self.oauth_client_id,
+            oauth_callback_url=self.oauth_callback_url,
+            hub_authorize_url=self.hub_authorize_url,
+            hub_timeout=self.hub_timeout,
+            user_cache_ttl=self.user_cache_ttl,
+            user_cache_size=self.user_cache_size,
+            token_min_validity=self.token_min_validity,
+            public_profiles=self.public_profiles,
+            kubeconfig=self.kubeconfig,
+            kube_timeout=self.kube_timeout,
+            log_idle_timeout=self.log_idle_timeout,
+            namespaces=namespaces,
+            rules=self.rules(),
+            extra_env=parse_extra_env(self.extra_env),
+            code_max_bytes=self.code_max_bytes,
+            body_limit=self.body_limit(),
+            layout=self.storage.layout(),
+        )
 
     # -- running -------------------------------------------------------------------------------
     def initialize(self, argv: list[str] | None = None) -> None:
@@ -328,6 +374,8 @@ class JobsServiceApp(Application):
         if self.config_file:
             self.load_config_file(self.config_file)
             self.parse_command_line(argv)  # the command line wins over the file
+        if self.shared_config:
+            self.update_config(shared_sections_config(self.shared_config))
 
     def start(self) -> None:
         import uvicorn
@@ -335,16 +383,25 @@ class JobsServiceApp(Application):
         from .app import create_app
 
         url = urllib.parse.urlparse(self.bind_url)
-        self.rules()  # fail at start, not at the first request
-        if self.namespace_mode == "shared" and self.shared_namespace:
-            check_shared_namespace(self.shared_namespace)
+        settings = self.settings()  # fail at start, not at the first request
         uvicorn.run(
-            create_app(self),
+            create_app(settings, vault=self.vault),
             host=url.hostname or "127.0.0.1",
             port=url.port or 10101,
             log_level=logging.getLevelName(self.log.getEffectiveLevel()).lower(),
             proxy_headers=True,
         )
+
+
+def shared_sections_config(text: str) -> Config:
+    """The hub's hand-over (JSON) as a traitlets Config of the shared sections only."""
+    try:
+        data = json.loads(text)
+    except ValueError as e:
+        raise ValueError(f"{SHARED_CONFIG_VARIABLE} is not JSON: {e}") from None
+    if not isinstance(data, dict) or set(data) - set(SHARED_SECTIONS):
+        raise ValueError(f"{SHARED_CONFIG_VARIABLE} may hold only {', '.join(SHARED_SECTIONS)}")
+    return Config({section: dict(values) for section, values in data.items()})
 
 
 def main(argv: list[str] | None = None) -> None:

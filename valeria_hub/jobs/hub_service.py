@@ -1,15 +1,27 @@
 """The jobs service as the hub registers it: the managed-service entry and its roles. Pure.
 
 ``jupyterhub_config.py`` reads the environment into :class:`~valeria_hub.envconfig.Settings`
-and hands them here. The hub starts the service itself (``command``), proxies it at
-``/services/jobs/`` and lists it in the Services menu for every user who may use it.
+and hands them here, with its own finished configuration. The hub starts the service
+itself (``command``), proxies it at ``/services/jobs/`` and lists it in the Services menu
+for every user who may use it.
+
+Settings said once: the service does not get the Vault and storage settings spelled
+again as flags. It gets the hub's own ``VaultIdentity`` and ``StorageLayout`` sections,
+exactly as the hub's configuration left them (:func:`shared_config`), and applies them
+over anything else, so a notebook and a batch job of one person always see the same
+uid checks, Vault paths and directories.
 """
 
 from __future__ import annotations
 
+import json
+from collections.abc import Mapping
 from typing import Any
 
 from ..envconfig import Settings
+
+SHARED_SECTIONS = ("VaultIdentity", "StorageLayout")
+SHARED_CONFIG_VARIABLE = "VALERIA_SHARED_CONFIG"
 
 SERVICE_NAME = "jobs"
 DISPLAY_NAME = "Batch jobs"
@@ -19,19 +31,22 @@ SERVICE_SCOPES = ["list:users", "read:users", "admin:auth_state"]
 USER_SCOPE = f"access:services!service={SERVICE_NAME}"
 
 
+def shared_config(config: Mapping[str, Any]) -> str:
+    """The hub configuration's shared sections as JSON (ValueError for a value that JSON
+    cannot carry, so the hub refuses to start rather than run the service apart)."""
+    sections = {name: dict(config[name]) for name in SHARED_SECTIONS if name in config}
+    try:
+        return json.dumps(sections, sort_keys=True)
+    except TypeError as e:
+        raise ValueError(f"c.VaultIdentity / c.StorageLayout hold a non-JSON value: {e}") from None
+
+
 def service_command(s: Settings, python: str) -> list[str]:
-    """``python -m valeria_hub.jobs`` with the Vault and storage settings the spawner uses."""
+    """``python -m valeria_hub.jobs`` with the service's own options."""
     cmd = [
         python,
         "-m",
         "valeria_hub.jobs",
-        f"--VaultIdentity.url={s.vault_url}",
-        f"--VaultIdentity.jwt_mount={s.vault_jwt_mount}",
-        f"--VaultIdentity.role={s.vault_jwt_role}",
-        f"--VaultIdentity.kv_mount={s.vault_kv_mount}",
-        f"--StorageLayout.nfs_server={s.nfs_server}",
-        f"--StorageLayout.nfs_path={s.nfs_path}",
-        f"--StorageLayout.s3_endpoint_url={s.s3_endpoint_url}",
         f"--JobsServiceApp.namespace_mode={s.jobs_namespace_mode}",
     ]
     if s.jobs_namespace_mode == "shared" and s.namespace:
@@ -41,8 +56,9 @@ def service_command(s: Settings, python: str) -> list[str]:
     return cmd
 
 
-def service_definition(s: Settings, python: str) -> dict[str, Any]:
-    """The entry of ``c.JupyterHub.services`` for the jobs service."""
+def service_definition(s: Settings, python: str, config: Mapping[str, Any]) -> dict[str, Any]:
+    """The entry of ``c.JupyterHub.services`` for the jobs service; ``config`` is the hub's
+    configuration (``c``) once every VaultIdentity and StorageLayout setting is made."""
     return {
         "name": SERVICE_NAME,
         "display": True,
@@ -50,7 +66,10 @@ def service_definition(s: Settings, python: str) -> dict[str, Any]:
         "command": service_command(s, python),
         "url": f"http://127.0.0.1:{s.jobs_service_port}",
         # managed services get only a few of the hub's variables: pass the cluster's
-        "environment": dict(s.kube_environment),
+        "environment": {
+            **s.kube_environment,
+            SHARED_CONFIG_VARIABLE: shared_config(config),
+        },
         "oauth_no_confirm": True,
     }
 

@@ -9,32 +9,15 @@ any hub token. Browsers without credentials are sent to the hub's authorize page
 
 from __future__ import annotations
 
-import hashlib
 import secrets
-import time
 import urllib.parse
-from collections import OrderedDict
-from dataclasses import dataclass, field
 from typing import Annotated, Any
 
-import httpx
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
-
-class HubUnavailable(Exception):
-    """The hub did not answer usefully; the service answers 503."""
-
-
-@dataclass(frozen=True)
-class HubUser:
-    """The caller, as the hub describes the token's owner."""
-
-    name: str
-    groups: tuple[str, ...] = ()
-    admin: bool = False
-    scopes: frozenset[str] = frozenset()
-    token: str = field(default="", repr=False)
+from .dependencies import Ctx, get_context
+from .hubclient import CodeRefused, HubAPI, HubUnavailable, HubUser
 
 
 def required_scope(service_name: str) -> str:
@@ -62,113 +45,6 @@ def safe_next(url: str | None, prefix: str) -> str:
     return prefix
 
 
-class TokenCache:
-    """A bounded, time-limited cache of successful token look-ups (keyed by hash)."""
-
-    def __init__(self, ttl: float, size: int) -> None:
-        self.ttl, self.size = ttl, size
-        self._items: OrderedDict[str, tuple[float, dict[str, Any]]] = OrderedDict()
-
-    @staticmethod
-    def key(token: str) -> str:
-        return hashlib.sha256(token.encode()).hexdigest()
-
-    def get(self, token: str) -> dict[str, Any] | None:
-        key = self.key(token)
-        item = self._items.get(key)
-        if item is None:
-            return None
-        if item[0] < time.monotonic():
-            self._items.pop(key, None)
-            return None
-        self._items.move_to_end(key)
-        return item[1]
-
-    def put(self, token: str, model: dict[str, Any]) -> None:
-        if self.ttl <= 0 or self.size <= 0:
-            return
-        self._items[self.key(token)] = (time.monotonic() + self.ttl, model)
-        self._items.move_to_end(self.key(token))
-        while len(self._items) > self.size:
-            self._items.popitem(last=False)
-
-
-class HubAPI:
-    """Async client of the hub's REST API (every call with a timeout)."""
-
-    def __init__(
-        self,
-        api_url: str,
-        api_token: str,
-        *,
-        timeout: float = 10.0,
-        cache_ttl: float = 30.0,
-        cache_size: int = 1000,
-    ) -> None:
-        self.api_url = api_url.rstrip("/")
-        self._token = api_token
-        self.cache = TokenCache(cache_ttl, cache_size)
-        self._client = httpx.AsyncClient(timeout=timeout)
-
-    async def aclose(self) -> None:
-        await self._client.aclose()
-
-    async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
-        try:
-            return await self._client.request(method, self.api_url + path, **kwargs)
-        except httpx.HTTPError as e:
-            raise HubUnavailable(f"the hub is unreachable ({type(e).__name__})") from None
-
-    async def user_for_token(self, token: str) -> dict[str, Any] | None:
-        """The hub's model of the token's owner (with ``scopes``); None if refused."""
-        cached = self.cache.get(token)
-        if cached is not None:
-            return cached
-        resp = await self._call("GET", "/user", headers={"Authorization": f"token {token}"})
-        if resp.status_code in (401, 403, 404):
-            return None
-        if resp.status_code != 200:
-            raise HubUnavailable(f"the hub answered HTTP {resp.status_code}")
-        model = resp.json()
-        self.cache.put(token, model)
-        return model
-
-    async def user_model(self, name: str) -> dict[str, Any]:
-        """``GET /users/NAME`` with the service's token: includes ``auth_state``."""
-        quoted = urllib.parse.quote(name, safe="")
-        resp = await self._call(
-            "GET", f"/users/{quoted}", headers={"Authorization": f"token {self._token}"}
-        )
-        if resp.status_code == 404:
-            raise HubUnavailable("the hub does not know this user (or hides it from the service)")
-        if resp.status_code != 200:
-            raise HubUnavailable(f"the hub answered HTTP {resp.status_code} for the user")
-        return resp.json()
-
-    async def exchange_code(self, code: str, client_id: str, redirect_uri: str) -> str:
-        """OAuth: the code from the hub's authorize step -> the user's token."""
-        resp = await self._call(
-            "POST",
-            "/oauth2/token",
-            data={
-                "client_id": client_id,
-                "client_secret": self._token,
-                "grant_type": "authorization_code",
-                "code": code,
-                "redirect_uri": redirect_uri,
-            },
-        )
-        if resp.status_code in (400, 401, 403):
-            raise HTTPException(403, "the hub refused the login code; start again")
-        if resp.status_code != 200:
-            raise HubUnavailable(f"the hub's token endpoint answered HTTP {resp.status_code}")
-        token = (resp.json() or {}).get("access_token")
-        if not token:
-            raise HubUnavailable("the hub's token endpoint gave no token")
-        return token
-
-
-# -- FastAPI side ---------------------------------------------------------------------------
 class LoginRedirect(Exception):
     """Raised for browsers without credentials; the app answers with a redirect."""
 
@@ -192,10 +68,9 @@ async def token_owner(hub: HubAPI, token: str) -> dict[str, Any] | None:
         raise HTTPException(503, f"cannot check the token: {e}") from None
 
 
-async def current_user(request: Request) -> HubUser:
+async def current_user(request: Request, ctx: Ctx) -> HubUser:
     """The dependency on every protected route: 401, 403 or the caller."""
-    settings = request.app.state.settings
-    hub: HubAPI = request.app.state.hub
+    settings, hub = ctx.settings, ctx.hub
     token_cookie = cookie_names(settings.service_name)[0]
     token = token_from_headers(request.headers.get("authorization"))
     from_cookie = False
@@ -233,7 +108,7 @@ async def current_user(request: Request) -> HubUser:
 
 def authorize_redirect(request: Request, next_url: str) -> RedirectResponse:
     """Send a browser to the hub's authorize URL, remembering state and where to return."""
-    settings = request.app.state.settings
+    settings = get_context(request).settings
     _, state_cookie, next_cookie = cookie_names(settings.service_name)
     state = secrets.token_urlsafe(24)
     query = urllib.parse.urlencode(
@@ -258,16 +133,19 @@ oauth_router = APIRouter(tags=["auth"])
 
 
 @oauth_router.get("/oauth_callback", include_in_schema=False)
-async def oauth_callback(request: Request, code: str = "", state: str = "") -> RedirectResponse:
+async def oauth_callback(
+    request: Request, ctx: Ctx, code: str = "", state: str = ""
+) -> RedirectResponse:
     """The hub sends the browser here with a code; we check state and set our cookie."""
-    settings = request.app.state.settings
+    settings, hub = ctx.settings, ctx.hub
     token_cookie, state_cookie, next_cookie = cookie_names(settings.service_name)
     expected = request.cookies.get(state_cookie, "")
     if not code or not state or not expected or not secrets.compare_digest(state, expected):
         raise HTTPException(400, "OAuth state mismatch: start the login again")
-    hub: HubAPI = request.app.state.hub
     try:
         token = await hub.exchange_code(code, settings.oauth_client_id, settings.oauth_callback_url)
+    except CodeRefused as e:
+        raise HTTPException(403, str(e)) from None
     except HubUnavailable as e:
         raise HTTPException(503, f"cannot complete the login: {e}") from None
     target = safe_next(request.cookies.get(next_cookie), settings.prefix)
@@ -284,9 +162,9 @@ async def oauth_callback(request: Request, code: str = "", state: str = "") -> R
 CurrentUser = Annotated[HubUser, Depends(current_user)]
 
 
-async def metrics_reader(request: Request) -> None:
+async def metrics_reader(request: Request, ctx: Ctx) -> None:
     """Allow a hub token (user or service) that holds ``read:metrics``; 401/403 otherwise."""
-    hub: HubAPI = request.app.state.hub
+    hub = ctx.hub
     token = token_from_headers(request.headers.get("authorization"))
     if token is None:
         raise HTTPException(

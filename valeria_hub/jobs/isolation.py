@@ -9,8 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from .labels import MANAGED_BY, OWNER_LABEL, USERNAME_ANNOTATION
 from .naming import owner_label
-from .policy import MANAGED_BY, OWNER_LABEL, USERNAME_ANNOTATION
 
 PRIVATE_RANGES = (
     "10.0.0.0/8",

@@ -1,17 +1,16 @@
-"""Names: user namespaces, owner labels and object names. Pure.
+"""The jobs service's names: user namespaces, owner labels, job names. Pure.
 
-kbatch-proxy mapped ``a.b`` and ``a-b`` to the same namespace; here every name derived
-from a username carries a hash of the exact username, so two users never share one.
+Slugs and hashes come from :mod:`valeria_hub.names`: every name derived from a username
+carries a hash of the exact username, so two users never share one.
 """
 
 from __future__ import annotations
 
-import hashlib
 import re
 import secrets
 
-DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
-LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)?$")
+from ..names import DNS_LABEL, dns_slug, user_hash
+
 SYSTEM_NAMESPACES = frozenset({"default", "kube-system", "kube-public", "kube-node-lease"})
 SYSTEM_PREFIXES = ("kube-", "openshift", "default-")
 GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's generateName alphabet
@@ -23,17 +22,9 @@ class InvalidName(ValueError):
     """A name that cannot be used; the message names the problem."""
 
 
-def user_hash(username: str, length: int = 8) -> str:
-    return hashlib.sha256(username.encode("utf-8")).hexdigest()[:length]
-
-
-def _slug(username: str) -> str:
-    return re.sub(r"-+", "-", re.sub(r"[^a-z0-9]", "-", username.lower())).strip("-")
-
-
 def owner_label(username: str) -> str:
     """The ``valeria.io/owner`` label value: readable part plus a hash, collision-free."""
-    slug = _slug(username)[:40].strip("-")
+    slug = dns_slug(username)[:40].strip("-")
     return f"{slug}-{user_hash(username, 10)}" if slug else f"u-{user_hash(username, 10)}"
 
 
@@ -47,7 +38,7 @@ def user_namespace(prefix: str, username: str) -> str:
         raise InvalidName(f"namespace prefix {prefix!r} must start a DNS-1123 label")
     digest = user_hash(username)
     room = 63 - len(prefix) - len(digest) - 1
-    slug = _slug(username)[: max(room, 0)].strip("-")
+    slug = dns_slug(username)[: max(room, 0)].strip("-")
     name = f"{prefix}{slug}-{digest}" if slug else f"{prefix.rstrip('-')}-{digest}"
     if len(name) > 63 or not DNS_LABEL.fullmatch(name):
         raise InvalidName(f"namespace prefix {prefix!r} is too long")
@@ -88,9 +79,3 @@ def generated_name(prefix: str, suffix: str, max_length: int = MAX_JOB_NAME) -> 
     prefix = re.sub(r"[^a-z0-9-]", "-", (prefix or "job-").lower()).lstrip("-") or "job-"
     prefix = prefix[: max_length - len(suffix)]
     return check_object_name(prefix + suffix, max_length, "generated name")
-
-
-def dependent_name(kind: str, job_name: str) -> str:
-    """Name of the Secret (``s3``) or ConfigMap (``code``) that belongs to a job."""
-    digest = hashlib.sha256(job_name.encode()).hexdigest()[:6]
-    return f"{job_name[: 63 - len(kind) - 8]}-{kind}-{digest}"

@@ -11,7 +11,7 @@ import copy
 from dataclasses import dataclass, field
 from typing import Any
 
-from .quantity import parse_quantity
+from ..quantity import parse_quantity
 from .shapes import normalize, prune
 
 PROFILE_KEYS = {

@@ -14,46 +14,34 @@ from typing import Any
 
 from ..auth import state as tokens
 from ..metrics import JOB_SUBMISSIONS, submission_result
-from ..storage import render_path
-from ..vault import USER_MESSAGES, VaultError
+from ..names import dependent_name
+from ..storage import owner_reference
+from ..vault import VaultError, VaultIdentity, refusal
 from . import isolation
-from .config import JobsServiceApp
-from .hubauth import HubAPI, HubUnavailable, HubUser
+from .hubclient import HubAPI, HubUnavailable, HubUser
 from .kube import Kube, KubeError
-from .naming import (
-    MAX_CRONJOB_NAME,
-    MAX_JOB_NAME,
-    InvalidName,
-    dependent_name,
-    generated_name,
-    owner_label,
-    random_suffix,
-)
-from .policy import (
-    OWNER_LABEL,
-    CheckedJob,
-    PolicyError,
+from .labels import OWNER_LABEL, owned_by
+from .manifests import (
     Target,
     build_code_configmap,
     build_manifest,
     build_secret,
-    check_submission,
-    owned_by,
-    owner_reference,
-    parse_extra_env,
     render_extra_env,
 )
+from .naming import (
+    MAX_CRONJOB_NAME,
+    MAX_JOB_NAME,
+    InvalidName,
+    generated_name,
+    owner_label,
+    random_suffix,
+)
+from .policy import CheckedJob, PolicyError, check_submission
+from .settings import JobsSettings
 from .upload import UploadError, decode_code
 
 log = logging.getLogger("valeria_hub.jobs")
 
-VAULT_STATUS = {
-    "not_provisioned": 403,
-    "denied": 403,
-    "login_rejected": 401,
-    "unavailable": 503,
-    "malformed": 503,
-}
 LOGIN_AGAIN = "Your login has expired: log in to the hub again, then retry."
 
 
@@ -71,17 +59,18 @@ def kube_failure(e: KubeError, what: str) -> ServiceError:
     return ServiceError(503, f"{what}: the cluster answered {e.status or 'nothing'} ({e.message})")
 
 
-@dataclass
+@dataclass(frozen=True)
 class Context:
-    """What the routes share: settings, hub client, Kubernetes client."""
+    """What the routes share: the settings (frozen data) and the clients that do I/O."""
 
-    settings: JobsServiceApp
+    settings: JobsSettings
     hub: HubAPI
     kube: Kube
+    vault: VaultIdentity
 
     def namespace(self, user: HubUser) -> str:
         try:
-            return self.settings.namespace_for(user.name, self.kube.default_namespace)
+            return self.settings.namespaces.for_user(user.name, self.kube.default_namespace)
         except InvalidName as e:
             raise ServiceError(503, f"no usable namespace: {e}") from None
 
@@ -106,7 +95,8 @@ async def user_access_token(ctx: Context, user: HubUser) -> str:
 
 async def ensure_namespace(ctx: Context, namespace: str, username: str) -> None:
     """Per-user mode: create the namespace with its isolation on first use."""
-    if ctx.settings.namespace_mode != "per-user":
+    namespaces = ctx.settings.namespaces
+    if namespaces.mode != "per-user":
         return
     existing = await ctx.kube.read_namespace(namespace)
     if existing is None:
@@ -121,13 +111,13 @@ async def ensure_namespace(ctx: Context, namespace: str, username: str) -> None:
     await ctx.kube.create_if_missing(
         "NetworkPolicy",
         namespace,
-        isolation.network_policy_manifest(namespace, list(ctx.settings.egress_allow_cidrs)),
+        isolation.network_policy_manifest(namespace, list(namespaces.egress_allow_cidrs)),
     )
-    if ctx.settings.namespace_quota:
+    if namespaces.quota:
         await ctx.kube.create_if_missing(
             "ResourceQuota",
             namespace,
-            isolation.quota_manifest(namespace, dict(ctx.settings.namespace_quota)),
+            isolation.quota_manifest(namespace, dict(namespaces.quota)),
         )
 
 
@@ -136,14 +126,6 @@ def job_name(checked: CheckedJob) -> str:
         return checked.name
     limit = MAX_CRONJOB_NAME if checked.kind == "CronJob" else MAX_JOB_NAME
     return generated_name(checked.generate_name or "job-", random_suffix(), limit)
-
-
-def identity_env(ctx: Context, username: str, uid: int, name: str) -> tuple:
-    env = [("NB_USER", username), ("NB_UID", str(uid)), ("VALERIA_JOB_NAME", name)]
-    home = [m for m in ctx.settings.storage.mounts() if m.name == "home"]
-    if home:
-        env.append(("HOME", render_path(home[0].mount_path, username, uid)))
-    return tuple(env)
 
 
 async def submit(
@@ -167,7 +149,7 @@ async def _submit(
 ) -> dict[str, Any]:
     settings = ctx.settings
     namespace = ctx.namespace(user)
-    rules = settings.rules()
+    rules = settings.rules
     try:
         checked = check_submission(job, kind, rules, namespace, profile)
         data = decode_code(code, settings.code_max_bytes)
@@ -177,11 +159,11 @@ async def _submit(
         raise ServiceError(e.status, str(e)) from None
     access = await user_access_token(ctx, user)
     try:
-        vault_profile, _ = await settings.vault.fetch_profile(access, user.name)
+        vault_profile, _ = await ctx.vault.fetch_profile(access, user.name)
     except VaultError as e:
         log.warning("Vault lookup for %s failed: %s", user.name, e.reason)
-        message = LOGIN_AGAIN if e.reason == "login_rejected" else USER_MESSAGES[e.reason]
-        raise ServiceError(VAULT_STATUS.get(e.reason, 503), message) from None
+        answer = refusal(e.reason)
+        raise ServiceError(answer.status, answer.message) from None
     name = job_name(checked)
     if checked.name and await ctx.kube.read_workload(kind, namespace, name) is not None:
         raise ServiceError(409, f"a {kind} named {name!r} already exists; pick another name")
@@ -194,9 +176,9 @@ async def _submit(
         name=name,
         secret_name=secret,
         configmap_name=dependent_name("code", name) if data is not None else None,
-        workload=settings.storage.workload(vault_profile, secret),
-        extra_env=tuple(render_extra_env(parse_extra_env(settings.extra_env), **fill)),
-        identity_env=identity_env(ctx, user.name, vault_profile.uid, name),
+        workload=settings.layout.workload(vault_profile, secret),
+        extra_env=tuple(render_extra_env(dict(settings.extra_env), **fill)),
+        job_env=(("VALERIA_JOB_NAME", name),),
     )
     manifest = build_manifest(checked, target, rules)
     try:
@@ -205,7 +187,7 @@ async def _submit(
         raise kube_failure(e, "could not prepare your namespace") from None
     created: list[tuple[str, str]] = []
     try:
-        secret_body = build_secret(target, vault_profile, settings.storage.s3_endpoint_url)
+        secret_body = build_secret(target, vault_profile, settings.layout.s3_endpoint_url)
         await ctx.kube.create_secret(namespace, secret_body)
         created.append(("Secret", secret))
         if data is not None:
@@ -213,7 +195,7 @@ async def _submit(
             created.append(("ConfigMap", target.configmap_name or ""))
         result = await ctx.kube.create_workload(kind, namespace, manifest)
         created.append((kind, name))
-        owner = owner_reference(kind, name, result["metadata"]["uid"])
+        owner = owner_reference("batch/v1", kind, name, result["metadata"]["uid"])
         for dep_kind, dep_name in created[:-1]:
             await ctx.kube.set_owner(dep_kind, namespace, dep_name, owner)
     except BaseException as e:

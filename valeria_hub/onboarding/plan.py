@@ -84,6 +84,10 @@ class Plan:
     create_entity: bool = False
     create_alias: bool = False
     write_uid: bool = False
+    # 0: write the uid only if no version exists (Vault refuses otherwise). Set when the
+    # policy cannot tell whether one exists: a uid written by other means must never be
+    # replaced silently, files on NFS belong to it.
+    uid_cas: int | None = None
     write_ceph: bool = False
     metadata: dict[str, str] | None = None  # new entity metadata, None: unchanged
     changes: list[str] = field(default_factory=list)
@@ -253,6 +257,8 @@ def plan_user(record: UserRecord, sub: str, state: VaultState, force: bool = Fal
     if not uid_exists:
         plan.write_uid = True
         plan.changes.append("uid")
+        if state.uid_exists is None and not force:
+            plan.uid_cas = 0
     elif (current.get(META_UID), current.get(META_GID, "")) != (wanted[META_UID], wanted[META_GID]):
         if META_UID not in current:
             why = "a uid is stored already but not by this tool, so it cannot be compared"

@@ -80,7 +80,18 @@ def apply_plan(
     if plan.create_alias:
         vault.create_alias(sub, entity_id, accessor)
     if plan.write_uid:
-        vault.write_secret(UID_PATH.format(entity_id=entity_id), uid_secret(record))
+        try:
+            vault.write_secret(
+                UID_PATH.format(entity_id=entity_id), uid_secret(record), cas=plan.uid_cas
+            )
+        except VaultCallError as e:
+            if plan.uid_cas is None or e.status != 400 or "check-and-set" not in str(e):
+                raise
+            raise VaultCallError(
+                409,
+                "a uid is stored already but not by this tool, so it cannot be compared; "
+                "files on NFS belong to the stored uid. Use --force to overwrite",
+            ) from None
     if plan.write_ceph:
         vault.write_secret(CEPH_PATH.format(entity_id=entity_id), ceph_secret(record))
     metadata = finish_metadata(plan, entity_id, record)

@@ -1,16 +1,23 @@
-"""Vault's HTTP API as the onboarding AppRole uses it: log in, find or create the
+"""Vault as the onboarding AppRole uses it, through hvac: log in, find or create the
 entity and its JWT alias, write the user's KV secrets, and look at KV metadata.
 
-Synchronous httpx with a timeout on every call (this is a CLI, not the hub's loop).
-No method reads a secret's data: the AppRole's policy forbids it, and so does this code.
-Errors carry Vault's error list (which never holds secret values) and never a token.
+Synchronous hvac (this is a CLI, not the hub's loop) with a timeout on every call.
+No method reads a secret's data: the AppRole's policy forbids it, and so does this code
+(only KV *metadata* and identity data are ever read).
+Errors carry Vault's error list (which never holds secret values) and never a token:
+hvac's and requests' own exception strings carry URLs and are never shown.
 """
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Callable
 from typing import Any
 
-import httpx
+import hvac
+import hvac.exceptions
+import requests
 
 
 class VaultCallError(Exception):
@@ -21,12 +28,33 @@ class VaultCallError(Exception):
         self.status = status
 
 
-def _errors(resp: httpx.Response) -> str:
-    try:
-        errors = resp.json().get("errors") or []
-    except ValueError:
+_MULTIERROR = re.compile(r"^\d+ errors? occurred:")
+_ITEM = re.compile(r"^\s*\* (.+)$", re.M)
+
+
+def _one_line(error: Any) -> str:
+    """Vault's ``1 error occurred:\\n\\t* permission denied\\n\\n`` as ``permission denied``."""
+    text = str(error).strip()
+    items = _ITEM.findall(text)
+    if _MULTIERROR.match(text) and items:
+        text = "; ".join(items)
+    return " ".join(text.split())
+
+
+def _errors(e: hvac.exceptions.VaultError) -> str:
+    """Vault's error list. hvac parses it only for ``application/json`` exactly; any
+    other JSON answer is parsed here, and a body that is not JSON is never shown."""
+    errors = e.errors
+    if errors is None:
+        try:
+            errors = (json.loads(e.text or "") or {}).get("errors")
+        except (ValueError, AttributeError):
+            errors = None
+    if isinstance(errors, str):
+        errors = [errors]
+    if not isinstance(errors, list):
         return "no details"
-    return "; ".join(str(e).strip() for e in errors)[:300] or "no details"
+    return "; ".join(_one_line(err) for err in errors)[:300] or "no details"
 
 
 class OnboardingVault:
@@ -43,16 +71,25 @@ class OnboardingVault:
         verify: bool | str = True,
         namespace: str = "",
     ) -> None:
-        headers = {"X-Vault-Request": "true"}
-        if namespace:
-            headers["X-Vault-Namespace"] = namespace
-        self.http = httpx.Client(
-            base_url=url.rstrip("/") + "/v1/", timeout=timeout, verify=verify, headers=headers
+        self.client = hvac.Client(
+            url=url.rstrip("/"),
+            token="",  # never VAULT_TOKEN or ~/.vault-token: only the AppRole's token
+            verify=verify,  # explicit, so hvac does not fall back to VAULT_CACERT
+            timeout=timeout,
+            namespace=namespace or None,
+            # never follow a redirect: the token and the secrets go to this URL only
+            allow_redirects=False,
         )
+        # hvac's exceptions name the status only by their class: keep the real one
+        self._status = 0
+        self.client.session.hooks["response"].append(self._remember_status)
         self.kv_mount = kv_mount.strip("/")
         self.jwt_mount = jwt_mount.strip("/")
         self.approle_mount = approle_mount.strip("/")
-        self.token = ""
+
+    @property
+    def token(self) -> str:
+        return self.client.token or ""
 
     def __enter__(self) -> OnboardingVault:
         return self
@@ -61,52 +98,82 @@ class OnboardingVault:
         self.close()
 
     def close(self) -> None:
+        """Revoke the AppRole token (best effort) and close the connections."""
         if self.token:
             try:
-                self.http.post("auth/token/revoke-self", headers=self._auth())
-            except httpx.HTTPError:
+                self.client.auth.token.revoke_self()
+            except (hvac.exceptions.VaultError, requests.exceptions.RequestException, OSError):
                 pass
-            self.token = ""
-        self.http.close()
+            self.client.token = ""
+        self.client.adapter.close()
 
     # -- plumbing -------------------------------------------------------------------
-    def _auth(self) -> dict[str, str]:
-        return {"X-Vault-Token": self.token} if self.token else {}
+    def _remember_status(self, resp: requests.Response, *args: Any, **kwargs: Any) -> None:
+        self._status = resp.status_code
 
-    def _call(self, method: str, path: str, what: str, **kwargs: Any) -> httpx.Response:
+    def _call(
+        self, what: str, method: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> dict[str, Any] | None:
+        """Vault's JSON answer, None for 204, or VaultCallError with Vault's errors."""
+        self._status = 0
         try:
-            resp = self.http.request(method, path, headers=self._auth(), **kwargs)
-        except httpx.TimeoutException:
+            result = method(*args, **kwargs)
+        except hvac.exceptions.VaultError as e:
+            status = self._status
+            if not status:  # refused by hvac before sending (never with our arguments)
+                raise VaultCallError(0, f"{what}: {type(e).__name__}") from None
+            raise VaultCallError(status, f"{what}: HTTP {status}: {_errors(e)}") from None
+        except requests.exceptions.Timeout:
             raise VaultCallError(0, f"Vault did not answer in time ({what})") from None
-        except httpx.HTTPError as e:
+        except requests.exceptions.SSLError:
+            raise VaultCallError(
+                0, f"TLS with Vault failed ({what}: SSLError; check the URL and --ca-bundle)"
+            ) from None
+        except (
+            requests.exceptions.MissingSchema,
+            requests.exceptions.InvalidSchema,
+            requests.exceptions.InvalidURL,
+        ) as e:
+            raise VaultCallError(
+                0,
+                f"the Vault URL is not usable ({what}: {type(e).__name__}; expected https://HOST)",
+            ) from None
+        except requests.exceptions.RequestException as e:
+            # the exception's text holds the URL: only its type is shown
             raise VaultCallError(0, f"Vault is unreachable ({what}: {type(e).__name__})") from None
-        return resp
-
-    def _fail(self, resp: httpx.Response, what: str) -> VaultCallError:
-        return VaultCallError(resp.status_code, f"{what}: HTTP {resp.status_code}: {_errors(resp)}")
+        except OSError as e:
+            # requests: a CA bundle or client certificate file that cannot be read
+            raise VaultCallError(
+                0, f"cannot set up TLS to Vault ({what}: {type(e).__name__}; check --ca-bundle)"
+            ) from None
+        if isinstance(result, dict):
+            return result
+        # hvac hands back the requests.Response for 204, for a 200 that is not JSON,
+        # and for a 1xx/3xx it does not raise on
+        status = getattr(result, "status_code", 0)
+        if status == 204:
+            return None
+        raise VaultCallError(status, f"{what}: HTTP {status}: no details")
 
     # -- login ------------------------------------------------------------------------
     def login(self, role_id: str, secret_id: str) -> None:
         what = "AppRole login"
-        resp = self._call(
-            "POST",
-            f"auth/{self.approle_mount}/login",
+        answer = self._call(
             what,
-            json={"role_id": role_id, "secret_id": secret_id},
+            self.client.auth.approle.login,
+            role_id=role_id,
+            secret_id=secret_id,
+            use_token=False,
+            mount_point=self.approle_mount,
         )
-        if resp.status_code != 200:
-            raise self._fail(resp, what)
-        token = ((resp.json() or {}).get("auth") or {}).get("client_token")
+        token = ((answer or {}).get("auth") or {}).get("client_token")
         if not token:
-            raise VaultCallError(resp.status_code, f"{what}: no token in the answer")
-        self.token = token
+            raise VaultCallError(200, f"{what}: no token in the answer")
+        self.client.token = token
 
     def jwt_accessor(self) -> str:
         what = "reading sys/auth for the JWT mount accessor"
-        resp = self._call("GET", "sys/auth", what)
-        if resp.status_code != 200:
-            raise self._fail(resp, what)
-        body = resp.json() or {}
+        body = self._call(what, self.client.sys.list_auth_methods) or {}
         mounts = body.get("data") or body
         mount = mounts.get(self.jwt_mount + "/")
         if not isinstance(mount, dict) or not mount.get("accessor"):
@@ -114,47 +181,50 @@ class OnboardingVault:
         return str(mount["accessor"])
 
     # -- identity ---------------------------------------------------------------------
-    def _lookup(self, body: dict[str, str], what: str) -> dict[str, Any] | None:
-        resp = self._call("POST", "identity/lookup/entity", what, json=body)
-        if resp.status_code == 204:
-            return None
-        if resp.status_code != 200:
-            raise self._fail(resp, what)
-        return (resp.json() or {}).get("data")
-
     def entity_by_alias(self, alias_name: str, accessor: str) -> dict[str, Any] | None:
-        return self._lookup(
-            {"alias_name": alias_name, "alias_mount_accessor": accessor},
+        answer = self._call(
             "looking up the entity by its JWT alias",
+            self.client.secrets.identity.lookup_entity,
+            alias_name=alias_name,
+            alias_mount_accessor=accessor,
         )
+        return None if answer is None else answer.get("data")
 
     def entity_by_name(self, name: str) -> dict[str, Any] | None:
-        return self._lookup({"name": name}, "looking up the entity by name")
+        answer = self._call(
+            "looking up the entity by name",
+            self.client.secrets.identity.lookup_entity,
+            name=name,
+        )
+        return None if answer is None else answer.get("data")
 
     def create_entity(self, name: str, metadata: dict[str, str]) -> str:
         what = f"creating the entity {name!r}"
-        resp = self._call(
-            "POST", "identity/entity", what, json={"name": name, "metadata": metadata}
+        answer = self._call(
+            what, self.client.secrets.identity.create_or_update_entity, name=name, metadata=metadata
         )
-        if resp.status_code != 200:
+        entity_id = ((answer or {}).get("data") or {}).get("id")
+        if not entity_id:
             # 204: an entity of that name appeared meanwhile and was updated instead
-            raise self._fail(resp, what)
-        return str(resp.json()["data"]["id"])
+            raise VaultCallError(204, f"{what}: an entity of that name exists already")
+        return str(entity_id)
 
     def set_entity_metadata(self, entity_id: str, metadata: dict[str, str]) -> None:
-        what = "updating the entity's metadata"
-        resp = self._call(
-            "POST", f"identity/entity/id/{entity_id}", what, json={"metadata": metadata}
+        self._call(
+            "updating the entity's metadata",
+            self.client.secrets.identity.update_entity,
+            entity_id=entity_id,
+            metadata=metadata,
         )
-        if resp.status_code not in (200, 204):
-            raise self._fail(resp, what)
 
     def create_alias(self, alias_name: str, entity_id: str, accessor: str) -> None:
-        what = "creating the JWT alias"
-        body = {"name": alias_name, "canonical_id": entity_id, "mount_accessor": accessor}
-        resp = self._call("POST", "identity/entity-alias", what, json=body)
-        if resp.status_code not in (200, 204):
-            raise self._fail(resp, what)
+        self._call(
+            "creating the JWT alias",
+            self.client.secrets.identity.create_or_update_entity_alias,
+            name=alias_name,
+            canonical_id=entity_id,
+            mount_accessor=accessor,
+        )
 
     # -- KV v2 --------------------------------------------------------------------------
     def secret_exists(self, path: str) -> bool | None:
@@ -162,25 +232,35 @@ class OnboardingVault:
 
         None when the policy does not allow reading KV metadata (seed 003's does not).
         """
-        what = f"reading the metadata of {path}"
-        resp = self._call("GET", f"{self.kv_mount}/metadata/{path}", what)
-        if resp.status_code == 404:
-            return False
-        if resp.status_code == 403:
-            return None
-        if resp.status_code != 200:
-            raise self._fail(resp, what)
-        meta = (resp.json() or {}).get("data") or {}
+        try:
+            answer = self._call(
+                f"reading the metadata of {path}",
+                self.client.secrets.kv.v2.read_secret_metadata,
+                path=path,
+                mount_point=self.kv_mount,
+            )
+        except VaultCallError as e:
+            if e.status == 404:
+                return False
+            if e.status == 403:
+                return None
+            raise
+        meta = (answer or {}).get("data") or {}
         current = str(meta.get("current_version") or "")
         version = (meta.get("versions") or {}).get(current) or {}
         return bool(current) and not version.get("deletion_time") and not version.get("destroyed")
 
-    def write_secret(self, path: str, data: dict[str, str]) -> int:
-        what = f"writing {path}"
-        resp = self._call("POST", f"{self.kv_mount}/data/{path}", what, json={"data": data})
-        if resp.status_code not in (200, 204):
-            raise self._fail(resp, what)
+    def write_secret(self, path: str, data: dict[str, str], *, cas: int | None = None) -> int:
+        """Write a new version; with ``cas``, only over that version (0: only if new)."""
+        answer = self._call(
+            f"writing {path}",
+            self.client.secrets.kv.v2.create_or_update_secret,
+            path=path,
+            secret=data,
+            cas=cas,
+            mount_point=self.kv_mount,
+        )
         try:
-            return int(((resp.json() or {}).get("data") or {}).get("version") or 0)
-        except ValueError:
+            return int(((answer or {}).get("data") or {}).get("version") or 0)
+        except (TypeError, ValueError):
             return 0

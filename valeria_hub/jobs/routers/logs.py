@@ -11,11 +11,13 @@ import time
 from collections.abc import AsyncIterator
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import PlainTextResponse, StreamingResponse
 
 from .. import service
-from ..hubauth import CurrentUser, HubUser
+from ..dependencies import Ctx
+from ..hubauth import CurrentUser
+from ..hubclient import HubUser
 from ..kube import KubeError
 from ..models import ErrorOut
 
@@ -70,13 +72,11 @@ async def respond(ctx: service.Context, user: HubUser, pod: dict, stream: bool):
 
 
 @router.get("/jobs/logs/{name}/", responses=TEXT_OK)
-async def job_logs(name: str, request: Request, user: CurrentUser, stream: bool = False):
+async def job_logs(name: str, ctx: Ctx, user: CurrentUser, stream: bool = False):
     """``name`` is a job (its newest pod's log) or, as kbatch 0.4 sends, a pod."""
-    ctx = request.app.state.ctx
     return await respond(ctx, user, await service.pod_for_logs(ctx, user, name), stream)
 
 
 @router.get("/pods/logs/{name}/", responses=TEXT_OK)
-async def pod_logs(name: str, request: Request, user: CurrentUser, stream: bool = False):
-    ctx = request.app.state.ctx
+async def pod_logs(name: str, ctx: Ctx, user: CurrentUser, stream: bool = False):
     return await respond(ctx, user, await service.get_pod(ctx, user, name), stream)

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from .. import service
+from ..dependencies import Ctx
 from ..hubauth import CurrentUser
 from ..models import ErrorOut, KubeList, KubeObject, RefusalOut
 
@@ -21,10 +22,10 @@ router = APIRouter(
 
 
 @router.get("/", response_model=KubeList)
-async def list_pods(request: Request, user: CurrentUser, job_name: str | None = None) -> dict:
-    return await service.list_pods(request.app.state.ctx, user, job_name)
+async def list_pods(ctx: Ctx, user: CurrentUser, job_name: str | None = None) -> dict:
+    return await service.list_pods(ctx, user, job_name)
 
 
 @router.get("/{name}", response_model=KubeObject, responses={404: {"model": ErrorOut}})
-async def read_pod(name: str, request: Request, user: CurrentUser) -> dict:
-    return await service.get_pod(request.app.state.ctx, user, name)
+async def read_pod(name: str, ctx: Ctx, user: CurrentUser) -> dict:
+    return await service.get_pod(ctx, user, name)

@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends
 
+from ..dependencies import Ctx
 from ..hubauth import current_user
 from ..models import ProfileOut
 
 
-async def list_profiles(request: Request) -> dict[str, dict]:
+async def list_profiles(ctx: Ctx) -> dict[str, dict]:
     """Profile name -> description, resources, image and placement."""
-    rules = request.app.state.settings.rules()
-    return {name: p.public() for name, p in rules.profiles.items()}
+    return {name: p.public() for name, p in ctx.settings.rules.profiles.items()}
 
 
 def make_router(public: bool) -> APIRouter:

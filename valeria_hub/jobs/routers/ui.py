@@ -11,9 +11,10 @@ from __future__ import annotations
 import html
 from importlib import resources
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
+from ..dependencies import Ctx
 from ..hubauth import CurrentUser
 
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
@@ -49,9 +50,8 @@ def render_page(username: str, service_prefix: str) -> str:
 
 
 @router.get("/ui/", response_class=HTMLResponse)
-async def page(request: Request, user: CurrentUser) -> HTMLResponse:
-    prefix = request.app.state.settings.prefix
-    return HTMLResponse(render_page(user.name, prefix), headers=HEADERS)
+async def page(ctx: Ctx, user: CurrentUser) -> HTMLResponse:
+    return HTMLResponse(render_page(user.name, ctx.settings.prefix), headers=HEADERS)
 
 
 @router.get("/ui/{name}")

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter
 
 from .. import service
+from ..dependencies import Ctx
 from ..hubauth import CurrentUser
 from ..models import ErrorOut, KubeList, KubeObject, KubeStatus, RefusalOut, SubmitBody
 
@@ -28,8 +29,8 @@ def make_router(kind: str, path: str) -> APIRouter:
     router = APIRouter(prefix=path, tags=[tag], responses=ERRORS)
 
     @router.get("/", response_model=KubeList, name=f"list_{tag}")
-    async def list_owned(request: Request, user: CurrentUser) -> dict:
-        return await service.list_owned(request.app.state.ctx, user, kind)
+    async def list_owned(ctx: Ctx, user: CurrentUser) -> dict:
+        return await service.list_owned(ctx, user, kind)
 
     @router.post(
         "/",
@@ -42,17 +43,15 @@ def make_router(kind: str, path: str) -> APIRouter:
             422: {"model": RefusalOut},
         },
     )
-    async def submit(body: SubmitBody, request: Request, user: CurrentUser) -> dict:
-        return await service.submit(
-            request.app.state.ctx, user, kind, body.job, body.code, body.profile
-        )
+    async def submit(body: SubmitBody, ctx: Ctx, user: CurrentUser) -> dict:
+        return await service.submit(ctx, user, kind, body.job, body.code, body.profile)
 
     @router.get("/{name}", response_model=KubeObject, name=f"read_{tag}")
-    async def read(name: str, request: Request, user: CurrentUser) -> dict:
-        return await service.get_owned(request.app.state.ctx, user, kind, name)
+    async def read(name: str, ctx: Ctx, user: CurrentUser) -> dict:
+        return await service.get_owned(ctx, user, kind, name)
 
     @router.delete("/{name}", response_model=KubeStatus, name=f"delete_{tag}")
-    async def delete(name: str, request: Request, user: CurrentUser) -> dict:
-        return await service.delete_owned(request.app.state.ctx, user, kind, name)
+    async def delete(name: str, ctx: Ctx, user: CurrentUser) -> dict:
+        return await service.delete_owned(ctx, user, kind, name)
 
     return router

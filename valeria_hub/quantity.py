@@ -1,4 +1,8 @@
-"""Kubernetes resource quantities ("500m", "2Gi", "1e3") as exact Decimals. Pure."""
+"""Kubernetes resource quantities ("500m", "2Gi", "1e3") as exact Decimals. Pure.
+
+The one quantity parser of the package (Kubernetes semantics: "G" is 10^9, "Gi" 2^30),
+used by the spawner's caps and by the jobs service's profiles and checks.
+"""
 
 from __future__ import annotations
 
@@ -34,6 +38,8 @@ def parse_quantity(value: Any) -> Decimal:
     if isinstance(value, bool):
         raise ValueError(f"not a quantity: {value!r}")
     if isinstance(value, int | float):
+        if value != value or value in (float("inf"), float("-inf")):
+            raise ValueError(f"quantity {value!r} is not a finite number")
         if value < 0:
             raise ValueError(f"quantity {value!r} must not be negative")
         return Decimal(str(value))

@@ -1,0 +1,22 @@
+"""FastAPI dependencies: what a route receives instead of reaching into the app.
+
+The service's :class:`~valeria_hub.jobs.service.Context` (frozen settings, hub, Kubernetes
+and Vault clients) is made once at start-up; routes and the auth dependencies take it as
+``ctx: Ctx``.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Request
+
+from .service import Context
+
+
+def get_context(request: Request) -> Context:
+    """The running service's context (made by the app's lifespan)."""
+    return request.app.state.ctx
+
+
+Ctx = Annotated[Context, Depends(get_context)]

@@ -1,0 +1,27 @@
+"""The labels and annotations by which the platform marks, finds and owns a person's
+objects. Pure."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .naming import owner_label
+
+OWNER_LABEL = "valeria.io/owner"
+USERNAME_ANNOTATION = "valeria.io/username"
+MANAGED_BY = {"app.kubernetes.io/managed-by": "valeria-jobs"}
+
+
+def platform_labels(username: str) -> dict[str, str]:
+    return {OWNER_LABEL: owner_label(username), **MANAGED_BY}
+
+
+def owned_by(obj_meta: dict[str, Any], username: str, namespace: str) -> bool:
+    """True when an object (camelCase or snake_case metadata) belongs to ``username``."""
+    labels = obj_meta.get("labels") or {}
+    annotations = obj_meta.get("annotations") or {}
+    return (
+        obj_meta.get("namespace") == namespace
+        and labels.get(OWNER_LABEL) == owner_label(username)
+        and annotations.get(USERNAME_ANNOTATION) == username
+    )

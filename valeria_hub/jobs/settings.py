@@ -1,0 +1,60 @@
+"""The jobs service's settings as plain, frozen data, built once at start.
+
+:class:`~valeria_hub.jobs.config.JobsServiceApp` reads the traits (command line, config
+file, the hub's service variables) and hands the routes a :class:`JobsSettings`: no
+route reads a trait, and nothing can change a setting while the service runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from ..storage import Layout
+from .naming import check_shared_namespace, user_namespace
+from .policy import Rules
+
+
+@dataclass(frozen=True)
+class Namespaces:
+    """Where each person's jobs go, and what a per-user namespace gets on creation."""
+
+    mode: str = "per-user"  # or "shared"
+    prefix: str = "valeria-jobs-"
+    shared: str = ""
+    quota: Mapping[str, str] = field(default_factory=dict)
+    egress_allow_cidrs: tuple[str, ...] = ()
+
+    def for_user(self, username: str, fallback: str = "") -> str:
+        """The namespace of ``username``'s jobs (InvalidName if none is acceptable)."""
+        if self.mode == "per-user":
+            return user_namespace(self.prefix, username)
+        return check_shared_namespace(self.shared or fallback)
+
+
+@dataclass(frozen=True)
+class JobsSettings:
+    """Everything the routes need to know, read once."""
+
+    prefix: str
+    service_name: str
+    hub_api_url: str
+    hub_api_token: str = field(repr=False)
+    oauth_client_id: str = ""
+    oauth_callback_url: str = ""
+    hub_authorize_url: str = ""
+    hub_timeout: float = 10.0
+    user_cache_ttl: float = 30.0
+    user_cache_size: int = 1000
+    token_min_validity: float = 30.0
+    public_profiles: bool = False
+    kubeconfig: str = ""
+    kube_timeout: float = 10.0
+    log_idle_timeout: float = 300.0
+    namespaces: Namespaces = field(default_factory=Namespaces)
+    rules: Rules = field(default_factory=Rules)
+    # operator templates, parsed: NAME -> (template, secret)
+    extra_env: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
+    code_max_bytes: int = 1_000_000
+    body_limit: int = 1_000_000 * 4 // 3 + 1024 * 1024
+    layout: Layout = field(default_factory=Layout)
