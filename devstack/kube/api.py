@@ -17,6 +17,8 @@ from typing import Any
 from aiohttp import web
 
 from . import rbac, resources
+from .admission import acting_as, collecting_warnings
+from .authorizer import Authorizer
 from .errors import (
     BadRequest,
     Forbidden,
@@ -84,10 +86,21 @@ class WatchGate:
             await self._event().wait()
 
 
+def warning_header(text: str) -> str:
+    """``299 - "text"`` with the text quoted as the apiserver quotes it (issue 12)."""
+    return '299 - "' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def with_warnings(resp: web.StreamResponse, warnings: list[str]) -> web.StreamResponse:
+    """One ``Warning`` header per text, as the real server adds them (issue 12)."""
+    if not resp.prepared:
+        for text in warnings:
+            resp.headers.add("Warning", warning_header(text))
+    return resp
+
+
 def json_response(body: Any, status: int = 200, warnings: list[str] | None = None) -> web.Response:
-    headers = {}
-    if warnings:
-        headers["Warning"] = ", ".join(f'299 - "{w}"' for w in warnings)
+    headers = [("Warning", warning_header(text)) for text in warnings or []]
     return web.Response(
         body=json.dumps(body).encode(),
         status=status,
@@ -120,6 +133,7 @@ class KubeAPI:
         self.registry = registry
         self.store = registry.store
         self.identities: dict[str, rbac.Identity] | None = None
+        self.authorizer = Authorizer(self.store)
         # when a list: every authorization decision (user, attributes, allowed), for
         # tests that prove a Role grants exactly what a client uses
         self.audit: list[tuple[str, rbac.Attributes, bool]] | None = None
@@ -162,7 +176,7 @@ class KubeAPI:
         attrs = rbac.Attributes(
             verb, kind.group, kind.plural, target.subresource or "", namespace, target.name or ""
         )
-        allowed = rbac.allows(identity, attrs)
+        allowed = self.authorizer.allows(identity, attrs)
         if self.audit is not None:
             self.audit.append((identity.user, attrs, allowed))
         if not allowed:
@@ -175,6 +189,7 @@ class KubeAPI:
 
     # -- dispatch ------------------------------------------------------------------------
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        warnings: list[str] = []  # what admission warns of (issue 12)
         try:
             identity = self.authenticate(request)
             target = resources.parse_resource_path(request.path)
@@ -182,9 +197,10 @@ class KubeAPI:
                 return self._discovery(request, identity)
             verb = self._verb(request, target)
             self.authorize(identity, target.kind, verb, target)
-            return await self._serve(request, target, verb)
+            with acting_as(identity), collecting_warnings(warnings):
+                return with_warnings(await self._serve(request, target, verb), warnings)
         except StoreError as err:
-            return error_response(err)
+            return with_warnings(error_response(err), warnings)
 
     def _verb(self, request: web.Request, target: Target) -> str:
         method = request.method

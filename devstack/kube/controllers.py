@@ -12,6 +12,7 @@ import contextlib
 import logging
 from collections.abc import Callable
 from datetime import UTC, datetime
+from typing import Any
 
 from .cronjob_controller import CRONJOBS, JOBS, CronJobController
 from .gc import GarbageCollector, controller_uid
@@ -32,6 +33,8 @@ class Controllers:
     fake one and call ``check_cronjobs(now)``. ``cron_interval`` is how often the
     schedule is checked (None: only on demand and on CronJob/Job changes).
     ``pod_backoff`` is the Job controller's back-off before replacing a failed pod.
+    ``registry`` (the API server's) makes the Job controller create pods through it, so
+    they meet admission like the real controller's requests do.
     """
 
     def __init__(
@@ -41,12 +44,13 @@ class Controllers:
         clock: Callable[[], datetime] | None = None,
         pod_backoff: float = 10.0,
         cron_interval: float | None = 1.0,
+        registry: Any = None,
     ) -> None:
         self.store = store
         self.clock = clock or _utcnow
         self.cron_interval = cron_interval
         self.gc = GarbageCollector(store)
-        self.jobs = JobController(store, pod_backoff=pod_backoff)
+        self.jobs = JobController(store, pod_backoff=pod_backoff, registry=registry)
         self.cronjobs = CronJobController(store)
         self._cron_queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
         self._cron_pending: set[tuple[str, str]] = set()

@@ -6,6 +6,12 @@ ttlSecondsAfterFinished, a pod-failure back-off (``pod_backoff`` seconds, doubli
 Conditions as in Kubernetes 1.31: SuccessCriteriaMet + Complete, FailureTarget + Failed.
 Counting: terminal pods are counted once per controller run (by pod uid); a job whose
 status already has counts when first seen is assumed to include its terminal pods.
+
+Given the API server's Registry, pods are created through it (defaults, validation,
+admission) as ``system:serviceaccount:kube-system:job-controller``, like the real
+controller's API requests: a refused pod (an OpenShift SCC, Pod Security) leaves the Job
+without pods and a ``FailedCreate`` Warning on it, retried with back-off (1 s doubling to
+60 s). Without one (unit tests of the controllers alone) pods go straight to the store.
 """
 
 from __future__ import annotations
@@ -20,15 +26,51 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any
 
+from . import rbac
+from .admission import acting_as
 from .events import record_event
 from .gc import controller_uid, delete_pod, iso, parse_time
-from .store import AlreadyExists, Event, NotFound, Store
+from .resources import kind_of
+from .store import AlreadyExists, Event, NotFound, Store, StoreError, now_iso
 
 log = logging.getLogger(__name__)
 
 JOBS, PODS = "batch/v1/jobs", "v1/pods"
+# who the controller is to the API server (kube-controller-manager's per-controller account)
+IDENTITY = rbac.Identity(rbac.service_account_user("kube-system", "job-controller"))
+CREATE_BACKOFF, MAX_CREATE_BACKOFF = 1.0, 60.0  # DefaultJobApiBackOff, MaxJobApiBackOff
 _ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # what Kubernetes uses for generated names
 TERMINAL = ("Succeeded", "Failed")
+
+
+def bootstrap_rbac() -> list[dict[str, Any]]:
+    """The bootstrap policy's role for this controller and its binding, as every cluster has
+    them (``system:controller:job-controller``): admission plugins that ask about the writer
+    (OpenShift's OwnerReferencesPermissionEnforcement, SCC) see what the real one sees."""
+    name = "system:controller:job-controller"
+    rules = [
+        (["batch"], ["jobs"], ["get", "list", "watch", "update", "patch"]),
+        (["batch"], ["jobs/status"], ["update"]),
+        (["batch"], ["jobs/finalizers"], ["update"]),
+        ([""], ["pods"], ["list", "watch", "create", "delete", "patch"]),
+        (["", "events.k8s.io"], ["events"], ["create", "update", "patch"]),
+    ]
+    role = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRole",
+        "metadata": {"name": name},
+        "rules": [{"apiGroups": g, "resources": r, "verbs": v} for g, r, v in rules],
+    }
+    binding = {
+        "apiVersion": "rbac.authorization.k8s.io/v1",
+        "kind": "ClusterRoleBinding",
+        "metadata": {"name": name},
+        "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "ClusterRole", "name": name},
+        "subjects": [
+            {"kind": "ServiceAccount", "name": "job-controller", "namespace": "kube-system"}
+        ],
+    }
+    return [role, binding]
 
 
 def random_suffix(n: int = 5) -> str:
@@ -128,9 +170,17 @@ class JobController:
     """Event-driven reconcile loop over Jobs (and their pods)."""
 
     def __init__(
-        self, store: Store, *, pod_backoff: float = 10.0, now: Callable[[], float] = time.time
+        self,
+        store: Store,
+        *,
+        pod_backoff: float = 10.0,
+        now: Callable[[], float] = time.time,
+        registry: Any = None,
     ) -> None:
         self.store = store
+        self.registry = registry  # the API server's Registry: pods go through admission
+        # per job: (failed pod creations in a row, no new attempt before this time)
+        self._create_backoff: dict[tuple[str, str], tuple[int, float]] = {}
         self.pod_backoff = pod_backoff
         self.now = now
         self.queue: asyncio.Queue[tuple[str, str]] = asyncio.Queue()
@@ -158,6 +208,7 @@ class JobController:
             key = (event.namespace, meta["name"])
             if event.type == "DELETED":
                 self._counted.pop(meta.get("uid", ""), None)
+                self._create_backoff.pop(key, None)
                 timer = self._timers.pop(key, None)
                 if timer:
                     timer.cancel()
@@ -286,13 +337,26 @@ class JobController:
             if wait > 0:
                 self.enqueue_after(key, wait)
                 to_create = 0
+        retry = None
+        if to_create > 0 and key in self._create_backoff:
+            not_before = self._create_backoff[key][1]
+            if now < not_before:  # the last creation was refused: wait out the back-off
+                retry, to_create = not_before - now, 0
         for _ in range(max(to_create, 0)):
-            pod = self._create_pod(job)
+            try:
+                pod = self._create_pod(job)
+            except StoreError as err:
+                retry = self._creation_refused(job, key, err, now)
+                break
+            self._create_backoff.pop(key, None)
             if pod is not None:
                 active.append(pod)
                 self._event(job, "SuccessfulCreate", f"Created pod: {pod['metadata']['name']}")
         if deadline is not None:
-            self.enqueue_after(key, started.timestamp() + int(deadline) - now)
+            until_deadline = started.timestamp() + int(deadline) - now
+            retry = until_deadline if retry is None else min(retry, until_deadline)
+        if retry is not None:
+            self.enqueue_after(key, retry)
         self._write(job, status, active, terminating)
 
     @staticmethod
@@ -343,13 +407,54 @@ class JobController:
         return max(0.0, last + delay - now)
 
     def _create_pod(self, job: dict[str, Any]) -> dict[str, Any] | None:
+        """Create one pod for the job; the API server's refusal (a StoreError) is raised."""
+        ns = job["metadata"]["namespace"]
+        if self.registry is not None:
+            pod = pod_for_job(job)
+            del pod["metadata"]["name"]  # the real controller sends generateName only
+            with acting_as(IDENTITY):
+                return self.registry.create(kind_of(PODS), ns, pod)
         for _ in range(5):
             pod = pod_for_job(job)
             try:
-                return self.store.create(PODS, job["metadata"]["namespace"], pod)
+                return self.store.create(PODS, ns, pod)
             except AlreadyExists:
                 continue
         return None
+
+    def _creation_refused(
+        self, job: dict[str, Any], key: tuple[str, str], err: StoreError, now: float
+    ) -> float:
+        """Record the refusal as the real controller does and return the back-off."""
+        failures = self._create_backoff.get(key, (0, 0.0))[0] + 1
+        delay = min(CREATE_BACKOFF * 2 ** (failures - 1), MAX_CREATE_BACKOFF)
+        self._create_backoff[key] = (failures, now + delay)
+        causes = (err.details or {}).get("causes") or []
+        if not any(c.get("reason") == "NamespaceTerminating" for c in causes):
+            self._warn_once(job, "FailedCreate", f"Error creating: {err.message}")
+        return delay
+
+    def _warn_once(self, job: dict[str, Any], reason: str, message: str) -> None:
+        """A Warning event; a repeat of the same one bumps its count, as the recorder's
+        event correlator does, instead of piling up copies."""
+        meta = job["metadata"]
+        for event in self.store.list("v1/events", meta["namespace"])[0]:
+            involved = event.get("involvedObject") or {}
+            if (
+                involved.get("uid") == meta["uid"]
+                and event.get("reason") == reason
+                and event.get("message") == message
+            ):
+
+                def bump(e: dict[str, Any]) -> None:
+                    e["count"] = int(e.get("count") or 1) + 1
+                    e["lastTimestamp"] = now_iso()
+
+                with contextlib.suppress(NotFound):
+                    name = event["metadata"]["name"]
+                    self.store.mutate("v1/events", meta["namespace"], name, bump)
+                    return
+        self._event(job, reason, message, "Warning")
 
     def _ttl(
         self, job: dict[str, Any], status: dict[str, Any], key: tuple[str, str], now: float

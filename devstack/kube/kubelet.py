@@ -18,6 +18,12 @@ securityContext's uid/gid. Otherwise (not root) the kubelet warns once and hands
 mount's host directory to the process in ``VALERIA_MOUNT_<VOLUME_NAME>`` (the working
 directory is mapped through the mounts too); readOnly is then not enforced.
 
+Network: by default each pod gets a loopback pod IP in the host's network namespace.
+With a ``podnet`` (``KubeStandIn(network="netns")``, devstack/kube/network) each pod
+gets its own network namespace, address and NetworkPolicy enforcement instead; its
+containers enter the namespace (nsenter) before the shim, and probes come from the
+node's probe address.
+
 Kubelet restart: ``stop()`` kills everything it started; a new Kubelet on the same
 store treats containers that were running as terminated (exit 255, reason Unknown,
 like after a node restart) and restarts them according to restartPolicy.
@@ -37,13 +43,16 @@ import ssl
 import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from . import process as proc_mod
 from .events import record_event
 from .podstatus import ContainerRun, pod_conditions, pull_policy, qos_class
 from .store import Event, Gone, NotFound, Store, now_iso
 from .volumes import VolumeError, host_path_for, mount_env, mount_plan, prepare_volumes
+
+if TYPE_CHECKING:
+    from .network import PodNetwork
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +76,7 @@ class Kubelet:
         shutdown_grace: float = 2.0,
         pod_network: str | None = None,
         isolate: bool | None = None,
+        podnet: PodNetwork | None = None,
     ) -> None:
         self.store = store
         self.root = Path(root)
@@ -82,6 +92,7 @@ class Kubelet:
             pod_network = f"127.{random.randint(16, 250)}.0.0/16"
         self.network = ipaddress.ip_network(pod_network)
         self._isolate = isolate
+        self.podnet = podnet  # network="netns": per-pod network namespaces (network/)
         self.namespaced = False
         self.unshare: str | None = None
         self.stopping = False
@@ -97,6 +108,11 @@ class Kubelet:
         """List pods, adopt this node's, then watch for changes."""
         (self.root / "pods").mkdir(parents=True, exist_ok=True)
         self.namespaced = await self._probe_isolation()
+        if self.podnet is not None and not self.namespaced:
+            raise RuntimeError(
+                "devstack kubelet: network='netns' needs root and unshare (containers enter "
+                "their network namespace before dropping to their uid)"
+            )
         if not self.namespaced and not self._warned:
             self._warned = True
             log.warning(
@@ -262,6 +278,8 @@ class Kubelet:
 
     def release_ip(self, uid: str) -> None:
         self._ips.pop(uid, None)
+        if self.podnet is not None:  # network="netns"
+            self.podnet.release(uid)
 
     # -- logs ------------------------------------------------------------------------
     def _log_dir(self, uid: str, container: str) -> Path:
@@ -538,7 +556,10 @@ class PodWorker:
     async def _run(self) -> None:
         try:
             prev_ip = (self.pod.get("status") or {}).get("podIP")
-            self.pod_ip = self.k.allocate_ip(self.uid, prev_ip)
+            if self.k.podnet is not None:  # network="netns": own netns, address, rules
+                self.pod_ip = await self.k.podnet.attach(self.pod)
+            else:
+                self.pod_ip = self.k.allocate_ip(self.uid, prev_ip)
             self.start_time = self.start_time or now_iso()
             self.write_status()
             await self._prepare_volumes()
@@ -632,15 +653,20 @@ class PodWorker:
     def _launch(self, run: ContainerRun) -> proc_mod.Launch:
         spec = self.specs[run.name]
         ident = proc_mod.identity(self.pod, spec)
+        podnet = self.k.podnet
+        bind_all = "0.0.0.0" if podnet is not None else None  # netns: no rewrite needed
         env = proc_mod.container_env(
             self.pod, spec, self.pod_ip, ident.uid,
-            self._lookup("v1/secrets"), self._lookup("v1/configmaps"),
+            self._lookup("v1/secrets"), self._lookup("v1/configmaps"), bind_all=bind_all,
         )  # fmt: skip
-        argv = proc_mod.container_argv(spec, env, self.pod_ip)
+        argv = proc_mod.container_argv(spec, env, self.pod_ip, bind_all=bind_all)
         try:
             plan = mount_plan(spec, self.volume_paths, env)
         except VolumeError as e:
             raise proc_mod.ContainerConfigError(str(e)) from None
+        if podnet is not None:  # /etc/resolv.conf of the cluster DNS
+            targets = {m["target"] for m in plan}
+            plan += [m for m in podnet.container_mounts(self.uid) if m["target"] not in targets]
         cwd = spec.get("workingDir") or "/"
         protected = [
             sys.prefix, sys.base_prefix, str(Path(sys.executable).parent), str(self.k.root),
@@ -650,7 +676,8 @@ class PodWorker:
         if not self.k.namespaced:
             env.update(mount_env(plan))
             cwd = host_path_for(cwd, plan)
-        return proc_mod.Launch(argv, env, cwd, ident, plan, [p for p in protected if p])
+        netns = podnet.netns_path(self.uid) if podnet is not None else None
+        return proc_mod.Launch(argv, env, cwd, ident, plan, [p for p in protected if p], netns)
 
     async def _run_once(self, run: ContainerRun) -> int | None:
         """Start one instance and wait for it; None when terminating before it started."""
@@ -782,8 +809,9 @@ class PodWorker:
         spec = self.specs[run.name]
         try:
             if "exec" in probe:
+                netns = self.k.podnet.exec_prefix(self.uid) if self.k.podnet else []
                 p = await asyncio.create_subprocess_exec(
-                    *probe["exec"].get("command", []), env=launch.env,
+                    *netns, *probe["exec"].get("command", []), env=launch.env,
                     stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL,
                     start_new_session=True,
                 )  # fmt: skip
@@ -799,7 +827,8 @@ class PodWorker:
                 cfg = probe[key]
                 host = cfg.get("host") or self.pod_ip
                 port = self._port(cfg.get("port"), spec)
-                return await asyncio.wait_for(_http_probe(host, port, cfg, key), timeout)
+                src = (self.k.podnet.probe_ip, 0) if self.k.podnet else None  # network="netns"
+                return await asyncio.wait_for(_http_probe(host, port, cfg, key, src), timeout)
         except (OSError, TimeoutError, ValueError) as e:
             return False, str(e) or type(e).__name__
         return False, "unsupported probe"
@@ -853,13 +882,15 @@ def _seconds(delay: float) -> str:
     return f"{delay:g}s" if delay < 60 else f"{int(delay // 60)}m{int(delay % 60)}s"
 
 
-async def _http_probe(host: str, port: int, cfg: dict[str, Any], kind: str) -> tuple[bool, str]:
+async def _http_probe(
+    host: str, port: int, cfg: dict[str, Any], kind: str, local_addr: tuple[str, int] | None = None
+) -> tuple[bool, str]:
     ctx = None
     if kind == "httpGet" and cfg.get("scheme", "HTTP").upper() == "HTTPS":
         ctx = ssl.create_default_context()
         ctx.check_hostname = False
         ctx.verify_mode = ssl.CERT_NONE  # the real kubelet does not verify probe certificates
-    reader, writer = await asyncio.open_connection(host, port, ssl=ctx)
+    reader, writer = await asyncio.open_connection(host, port, ssl=ctx, local_addr=local_addr)
     try:
         if kind == "tcpSocket":
             return True, ""

@@ -9,7 +9,9 @@ loopback address (127.N.x.y, from a random /16 per kubelet) and the bind-all add
 ``0.0.0.0`` in the container's command, args and env values is rewritten to that
 address (``POD_IP`` is set too).
 That is what lets two notebook servers on port 8888 coexist. A process that binds
-all interfaces without saying ``0.0.0.0`` still binds every address.
+all interfaces without saying ``0.0.0.0`` still binds every address. With
+``KubeStandIn(network="netns")`` each pod has its own network namespace instead
+(devstack/kube/network) and nothing is rewritten.
 """
 
 from __future__ import annotations
@@ -64,6 +66,7 @@ class Launch:
     identity: Identity
     mounts: list[dict[str, Any]] = field(default_factory=list)
     protected: list[str] = field(default_factory=list)
+    netns: str | None = None  # network namespace to enter first (network="netns" mode)
 
 
 # -- $(VAR) expansion, as Kubernetes does it -------------------------------
@@ -203,11 +206,13 @@ def container_env(
     uid: int | None,
     get_secret: Lookup,
     get_configmap: Lookup,
+    *,
+    bind_all: str | None = None,
 ) -> dict[str, str]:
     """The process environment: image base, envFrom, env (in order, with $(VAR)), POD_IP.
 
     Raises ContainerConfigError (like the real kubelet) for a missing required
-    Secret/ConfigMap or key.
+    Secret/ConfigMap or key. ``bind_all``: what 0.0.0.0 becomes (default the pod IP).
     """
     ns = pod.get("metadata", {}).get("namespace", "default")
     env = base_environment(pod.get("metadata", {}).get("name", ""), uid)
@@ -249,7 +254,7 @@ def container_env(
             raise ContainerConfigError(f"unsupported valueFrom for env {name}")
         if value is not None:
             env[name] = value
-    env = {k: rewrite_bind_all(v, pod_ip) for k, v in env.items()}
+    env = {k: rewrite_bind_all(v, bind_all or pod_ip) for k, v in env.items()}
     env["POD_IP"] = pod_ip
     return env
 
@@ -260,8 +265,10 @@ def _resource_value(container: dict[str, Any], ref: dict[str, Any]) -> str:
     return str(value) if value is not None else "0"
 
 
-def container_argv(container: dict[str, Any], env: Mapping[str, str], pod_ip: str) -> list[str]:
-    """command + args with $(VAR) expanded and 0.0.0.0 rewritten.
+def container_argv(
+    container: dict[str, Any], env: Mapping[str, str], pod_ip: str, *, bind_all: str | None = None
+) -> list[str]:
+    """command + args with $(VAR) expanded and 0.0.0.0 rewritten (to ``bind_all`` or pod_ip).
 
     There is no image entrypoint: when ``command`` is empty, ``args`` is the command;
     when both are empty the container cannot be created.
@@ -274,7 +281,7 @@ def container_argv(container: dict[str, Any], env: Mapping[str, str], pod_ip: st
             "no command specified: the devstack kubelet runs command + args and has no "
             "image entrypoint"
         )
-    return [rewrite_bind_all(expand(a, env), pod_ip) for a in argv]
+    return [rewrite_bind_all(expand(a, env), bind_all or pod_ip) for a in argv]
 
 
 def resolve_executable(argv0: str, env: Mapping[str, str]) -> str | None:
@@ -334,7 +341,10 @@ def shim_argv(launch: Launch) -> list[str]:
         "mounts": launch.mounts,
         "protected": launch.protected,
     }
+    # network="netns": enter the pod's network namespace as root, before the uid drop
+    netns = ["nsenter", f"--net={launch.netns}", "--"] if launch.netns else []
     return [
+        *netns,
         "unshare",
         "--mount",
         "--propagation",

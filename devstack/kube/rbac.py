@@ -42,6 +42,7 @@ class Identity:
     user: str
     rules: tuple[Rule, ...] = ()
     admin: bool = False
+    groups: tuple[str, ...] = ()
 
 
 ADMIN = Identity("admin", admin=True)
@@ -75,8 +76,76 @@ def parse_tokens(tokens: dict[str, dict[str, Any]] | None) -> dict[str, Identity
         if not user:
             raise ValueError("every token needs a user")
         rules = tuple(Rule.parse(r) for r in spec.get("rules") or ())
-        out[token] = Identity(user, rules, bool(spec.get("admin", False)))
+        groups = tuple(spec.get("groups") or ())
+        out[token] = Identity(user, rules, bool(spec.get("admin", False)), groups)
     return out
+
+
+SERVICE_ACCOUNT_PREFIX = "system:serviceaccount:"
+
+
+def service_account_user(namespace: str, name: str) -> str:
+    return f"{SERVICE_ACCOUNT_PREFIX}{namespace}:{name}"
+
+
+def groups_of(identity: Identity) -> set[str]:
+    """The identity's groups, with the ones the authenticator adds by itself."""
+    groups = set(identity.groups)
+    if identity.user == ANONYMOUS:
+        groups.add("system:unauthenticated")
+        return groups
+    groups.add("system:authenticated")
+    if identity.user.startswith(SERVICE_ACCOUNT_PREFIX):
+        namespace = identity.user[len(SERVICE_ACCOUNT_PREFIX) :].split(":", 1)[0]
+        groups |= {"system:serviceaccounts", f"system:serviceaccounts:{namespace}"}
+    return groups
+
+
+def subject_names(
+    subject: dict[str, Any], identity: Identity, groups: set[str], namespace: str = ""
+) -> bool:
+    """Whether one subject of a binding is this identity (User, Group, ServiceAccount).
+
+    A ServiceAccount subject without a namespace means one in ``namespace``, the
+    RoleBinding's own (the server's ``appliesToUser``); in a ClusterRoleBinding it
+    names nobody."""
+    kind, name = subject.get("kind"), subject.get("name", "")
+    if kind == "User":
+        return name == identity.user
+    if kind == "Group":
+        return name in groups
+    if kind == "ServiceAccount":
+        sa_namespace = subject.get("namespace") or namespace
+        return bool(sa_namespace) and identity.user == service_account_user(sa_namespace, name)
+    return False
+
+
+def binding_names(binding: dict[str, Any], identity: Identity, groups: set[str]) -> bool:
+    namespace = (binding.get("metadata") or {}).get("namespace") or ""
+    return any(subject_names(s, identity, groups, namespace) for s in binding.get("subjects") or ())
+
+
+def role_rules(role: dict[str, Any] | None, namespace: str | None) -> list[Rule]:
+    """A Role's or ClusterRole's resource rules; ``namespace`` limits where they apply
+    (a RoleBinding's namespace), None: everywhere (a ClusterRoleBinding)."""
+    out = []
+    for raw in (role or {}).get("rules") or ():
+        if not raw.get("resources"):
+            continue  # nonResourceURLs rules: no resource request matches them
+        out.append(
+            Rule(
+                tuple(raw.get("apiGroups") or ()),
+                tuple(raw.get("resources") or ()),
+                tuple(raw.get("verbs") or ()),
+                tuple(raw.get("resourceNames") or ()),
+                (namespace,) if namespace else None,
+            )
+        )
+    return out
+
+
+def rule_allows(rule: Rule, a: Attributes) -> bool:
+    return _rule_allows(rule, a)
 
 
 def _rule_allows(rule: Rule, a: Attributes) -> bool:

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from . import schema, validation
+from . import admission, quota, rbac_escalation, schema, validation
 from .errors import (
     AlreadyExists,
     BadRequest,
@@ -136,6 +136,8 @@ class Registry:
         self.store = store
         self.strict_schema = strict_schema
         self._tasks: set[asyncio.Task] = set()
+        # the admission plugins of the stand-in's profile (None: none at all)
+        self.admission: admission.Admission | None = None
 
     # -- reads ---------------------------------------------------------------------
     def get(self, kind: Kind, namespace: str, name: str) -> Obj:
@@ -212,11 +214,21 @@ class Registry:
         uid = str(uuid.uuid4())
         validation.apply_defaults(kind, obj, uid=uid)
         self._server_fields(kind, obj, uid)
+        request = admission.Request(
+            "CREATE", kind, ns, meta.get("name", ""), obj, None, admission.current_user(),
+            dry_run=dry_run,
+        )  # fmt: skip
+        if self.admission is not None:
+            self.admission.mutate(request)
+        # RBAC escalation prevention (every profile; RBAC kinds only): rbac_escalation.py
+        rbac_escalation.check(self.store, request)
         causes = validation.validate(kind, obj)
         if causes:
             raise invalid_error(kind, meta.get("name", ""), causes)
         if kind.kind == "Pod":
             self._admit_service_account(ns, obj)
+        if self.admission is not None:
+            self.admission.validate(request)
         if strict or self.strict_schema:
             schema.check(kind, present(kind, obj))
         if dry_run:
@@ -358,8 +370,7 @@ class Registry:
                 "capacity": {"storage": storage},
             }
         elif kind.kind == "ResourceQuota":
-            hard = dict((obj.get("spec") or {}).get("hard") or {})
-            obj["status"] = {"hard": hard, "used": {k: "0" for k in hard}}
+            obj["status"] = quota.current_status(self.store, obj)  # issue 12: real usage
 
     def _used_cluster_ips(self) -> set[str]:
         items, _ = self.store.list("v1/services")
@@ -494,9 +505,19 @@ class Registry:
                         spec[key] = old_spec[key]
             if kind.kind == "Namespace":
                 obj["spec"] = obj.get("spec") or old.get("spec") or {}
+        request = admission.Request(
+            "UPDATE", kind, namespace, meta.get("name", ""), obj, old, admission.current_user(),
+            subresource=subresource or "",
+        )  # fmt: skip
+        if self.admission is not None:
+            self.admission.mutate(request)
+        # RBAC escalation prevention (every profile; RBAC kinds only): rbac_escalation.py
+        rbac_escalation.check(self.store, request)
         causes = validation.validate(kind, obj) + validation.update_causes(kind, obj, old)
         if causes:
             raise invalid_error(kind, meta.get("name", ""), causes)
+        if self.admission is not None:
+            self.admission.validate(request)
         if strict or self.strict_schema:
             schema.check(kind, present(kind, obj))
         updated = self.store.update(kind.resource, namespace, present(kind, obj))

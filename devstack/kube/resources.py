@@ -89,7 +89,22 @@ KINDS: tuple[Kind, ...] = (
     Kind("batch", "v1", "jobs", "Job", True, (), ("status",)),
     Kind("batch", "v1", "cronjobs", "CronJob", True, ("cj",), ("status",)),
     Kind("networking.k8s.io", "v1", "networkpolicies", "NetworkPolicy", True, ("netpol",)),
+    Kind("rbac.authorization.k8s.io", "v1", "roles", "Role", True),
+    Kind("rbac.authorization.k8s.io", "v1", "rolebindings", "RoleBinding", True),
+    Kind("rbac.authorization.k8s.io", "v1", "clusterroles", "ClusterRole", False),
+    Kind("rbac.authorization.k8s.io", "v1", "clusterrolebindings", "ClusterRoleBinding", False),
+    # OpenShift's own kinds (served in every profile; only the openshift profile acts on them)
+    Kind(
+        "security.openshift.io",
+        "v1",
+        "securitycontextconstraints",
+        "SecurityContextConstraints",
+        False,
+        ("scc",),
+    ),
 )
+# kinds the Kubernetes OpenAPI schema (strict validation) does not describe
+NOT_IN_OPENAPI = frozenset({"security.openshift.io/v1"})
 
 BY_RESOURCE: dict[str, Kind] = {k.resource: k for k in KINDS}
 BY_GROUP_VERSION: dict[str, dict[str, Kind]] = {}

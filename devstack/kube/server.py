@@ -17,9 +17,12 @@ from typing import Any
 from aiohttp import web
 
 from ..server import StandIn
-from . import rbac
+from . import openshift, rbac
+from .admission import Admission
 from .api import KubeAPI, error_response, json_response
 from .errors import BadRequest, StoreError
+from .pod_security import PodSecurity
+from .quota import QuotaStatus, ResourceQuotaAdmission
 from .registry import Registry, present
 from .resources import KINDS, kind_for_object, kind_of
 from .store import Store
@@ -58,6 +61,9 @@ class KubeStandIn(StandIn):
         namespaces: list[str] | tuple[str, ...] = ("default",),
         history: int = 100_000,
         bookmark_interval: float = 60.0,
+        profile: str = "kubernetes",
+        network: str = "loopback",
+        dns_hosts: dict[str, str] | None = None,
     ) -> None:
         super().__init__()
         if strict_schema:
@@ -74,15 +80,52 @@ class KubeStandIn(StandIn):
         self.set_tokens(tokens)
         kubelet_cls = _optional("kubelet", "Kubelet") if run_kubelet else None
         controllers_cls = _optional("controllers", "Controllers") if run_controllers else None
+        # network="netns": per-pod network namespaces, NetworkPolicy, cluster DNS (network/)
+        if network not in ("loopback", "netns"):
+            raise ValueError(f"network must be 'loopback' or 'netns', not {network!r}")
+        self.network: Any = None  # a network.PodNetwork in netns mode
+        net_opts: dict[str, Any] = {}
+        if network == "netns":
+            from .network import PodNetwork
+
+            self.network = net_opts["podnet"] = PodNetwork(self.store, hosts=dns_hosts)
+            if "openshift-dns" not in namespaces:  # where the cluster DNS pod lives
+                namespaces = [*namespaces, "openshift-dns"]
         self.kubelet = (
-            kubelet_cls(self.store, root=self.root, nfs_root=nfs_root) if kubelet_cls else None
+            kubelet_cls(self.store, root=self.root, nfs_root=nfs_root, **net_opts)
+            if kubelet_cls
+            else None
         )
-        self.controllers = controllers_cls(self.store) if controllers_cls else None
+        self.controllers = (
+            controllers_cls(self.store, registry=self.registry) if controllers_cls else None
+        )
         self.api.kubelet = self.kubelet
+        if profile not in openshift.PROFILES:
+            raise ValueError(f"profile must be one of {openshift.PROFILES}, not {profile!r}")
+        self.profile = profile
+        # issue 12: Pod Security and ResourceQuota admission are upstream Kubernetes, so every
+        # profile has them (the openshift profile lists them among its plugins); the quota
+        # controller keeps status.used current whether or not the other controllers run
+        self.registry.admission = Admission(
+            self.store, self.api.authorizer, [PodSecurity(), ResourceQuotaAdmission()]
+        )
+        self.quota_status = QuotaStatus(self.store)
+        if profile == "openshift":
+            openshift.install(self)
         for ns in namespaces:
             self.create_object({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}})
 
     # -- lifecycle -------------------------------------------------------------------
+    async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        if self.network is not None:  # network="netns": refuses before anything runs
+            await self.network.start()
+        try:
+            return await super().start(host, port)
+        except BaseException:
+            if self.network is not None:
+                await self.network.stop()
+            raise
+
     def add_routes(self, app: web.Application) -> None:
         self.api.add_routes(app)
         app.router.add_get(CONTROL + "/objects", self._c_dump)
@@ -103,6 +146,8 @@ class KubeStandIn(StandIn):
         self.api.gate.release()
         if self.kubelet is not None:
             await self.kubelet.stop()
+        if self.network is not None:  # network="netns"
+            await self.network.stop()
         if self.controllers is not None:
             await self.controllers.stop()
         await self.registry.stop()

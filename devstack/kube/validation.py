@@ -127,7 +127,15 @@ def invalid_error(kind: Kind, name: str, causes: list[Cause]) -> Invalid:
 # -- names and metadata ------------------------------------------------------------
 
 
+RBAC_KINDS = ("Role", "ClusterRole", "RoleBinding", "ClusterRoleBinding")
+
+
 def name_causes(kind: Kind, name: str, field: str = "metadata.name") -> list[Cause]:
+    if kind.kind in RBAC_KINDS:
+        # ValidateRBACName is a path segment name: "system:controller:job-controller" is fine
+        if name in (".", ".."):
+            return [invalid(field, name, f"may not be '{name}'")]
+        return [invalid(field, name, f"may not contain '{c}'") for c in ("/", "%") if c in name]
     if kind.kind == "Namespace":
         regex, msg, limit = LABEL_RE, LABEL_MSG, 63
     elif kind.kind == "Service":
