@@ -16,6 +16,9 @@ NB_STAMP := $(NB_VENV)/.installed
 KB_VENV := .venv-kbatch
 KB_STAMP := $(KB_VENV)/.installed
 KBATCH_VERSION := 0.4.2
+# Keycloak's own server for tests/keycloak/: Maven Central's distribution, downloaded,
+# unpacked and built once by devstack/keycloak/real.py (which holds the version).
+KC_STAMP := .keycloak/.installed
 export PATH := $(abspath $(NODE_PREFIX))/node_modules/.bin:$(abspath $(BIN)):$(PATH)
 
 # Debian packages the test suite drives (a real PostgreSQL server, headless Chromium).
@@ -46,6 +49,9 @@ $(NB_STAMP): $(STAMP)
 	chmod -R a+rX $(NB_VENV)
 	touch $@
 
+$(KC_STAMP): devstack/keycloak/real.py | $(BIN)/python
+	$(BIN)/python devstack/keycloak/real.py install
+
 $(KB_STAMP):
 	rm -rf $(KB_VENV)
 	$$(test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PYTHON)) -m venv $(KB_VENV)
@@ -70,7 +76,7 @@ demo: $(STAMP) $(CHP) $(NB_STAMP)
 devstack: $(STAMP)
 	$(BIN)/python -m devstack run
 
-test: $(STAMP) $(CHP) $(NB_STAMP) $(KB_STAMP) system-deps
+test: $(STAMP) $(CHP) $(NB_STAMP) $(KB_STAMP) $(KC_STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -p no:cacheprovider
 

@@ -4,8 +4,11 @@ Plain data plus the pure decisions Keycloak makes (redirect-URI matching, PKCE,
 scope checks, role and group resolution). The HTTP layer only moves data in and out
 of these; the token claim layout is in ``keycloak_claims``.
 
-A realm definition is a dict (or a YAML/JSON file) in snake_case; the camelCase keys
-of a Keycloak realm export are accepted for the common fields too.
+A realm definition is a dict (or a YAML file) in snake_case; the camelCase keys of a
+Keycloak realm export are accepted for the common fields too. A JSON file is Keycloak's
+own realm representation (what ``kc.sh import`` and ``--import-realm`` read, e.g.
+``realm-valeria.json``): ``from_representation`` turns it into a definition, so the real
+server and the stand-in are given one and the same realm.
 """
 
 from __future__ import annotations
@@ -16,6 +19,7 @@ import json
 import re
 import time
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,14 +83,296 @@ def _keys(d: dict[str, Any]) -> dict[str, Any]:
     return {_snake(k): v for k, v in d.items()}
 
 
-def load_definition(source: str | Path | dict[str, Any]) -> dict[str, Any]:
-    """Read a realm definition from a dict or a .yaml/.yml/.json file."""
+def load_definition(
+    source: str | Path | dict[str, Any], variables: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Read a realm definition from a dict, a .yaml/.yml file or a Keycloak .json export.
+
+    ``variables`` fill the ``${NAME}`` / ``${NAME:default}`` placeholders of a JSON
+    representation, as the server's environment does for Keycloak's import.
+    """
     if isinstance(source, dict):
         return source
     text = Path(source).read_text()
     if str(source).endswith(".json"):
-        return json.loads(text)
+        return from_representation(json.loads(text), variables)
     return yaml.safe_load(text)
+
+
+# -- Keycloak's realm representation -> a definition ---------------------------------
+
+_PLACEHOLDER = re.compile(r"\$\{([^}]*)\}")
+BUILTIN_CLIENTS = {"account", "account-console", "admin-cli", "broker", "realm-management",
+                   "security-admin-console"}  # fmt: skip
+# Representation keys that change nothing the stand-in models (documentation, console
+# settings, ids). Any other unknown key is refused: a realm file whose meaning the
+# stand-in would silently drop makes the fast tests lie about the real server.
+_IGNORED_REALM_KEYS = {"id", "displayName", "displayNameHtml", "enabled", "sslRequired", "roles",
+                       "notBefore", "defaultRole", "registrationAllowed", "rememberMe",
+                       "resetPasswordAllowed", "verifyEmail", "loginTheme", "accountTheme",
+                       "internationalizationEnabled"}  # fmt: skip
+_REALM_SETTINGS = {
+    "realm": "realm",
+    "accessTokenLifespan": "access_token_lifespan",
+    "ssoSessionIdleTimeout": "sso_session_idle_timeout",
+    "ssoSessionMaxLifespan": "sso_session_max_lifespan",
+    "accessCodeLifespan": "access_code_lifespan",
+    "accessCodeLifespanLogin": "access_code_lifespan_login",
+    "revokeRefreshToken": "revoke_refresh_token",
+    "refreshTokenMaxReuse": "refresh_token_max_reuse",
+    "loginWithEmailAllowed": "login_with_email_allowed",
+}
+_CLIENT_FIELDS = {
+    "clientId": "client_id",
+    "secret": "secret",
+    "publicClient": "public",
+    "bearerOnly": "bearer_only",
+    "enabled": "enabled",
+    "redirectUris": "redirect_uris",
+    "standardFlowEnabled": "standard_flow",
+    "directAccessGrantsEnabled": "direct_access_grants",
+    "serviceAccountsEnabled": "service_accounts",
+}
+# Client keys without effect on the stand-in, with the only value it can honour (None:
+# any value).
+_CLIENT_FIXED: dict[str, Any] = {
+    "id": None, "name": None, "description": None, "webOrigins": None, "rootUrl": None,
+    "baseUrl": None, "frontchannelLogout": None, "protocol": "openid-connect",
+    "clientAuthenticatorType": "client-secret", "implicitFlowEnabled": False,
+    "consentRequired": False, "fullScopeAllowed": True,
+}  # fmt: skip
+# A client's default scopes: those whose claims every stand-in token carries, and
+# those that add nothing the stand-in models (web-origins, acr) or that it applies to
+# every service account anyway (service_account: ``client_id`` in the token).
+_SCOPES_ALWAYS = {"profile", "email", "roles", "basic"}
+_SCOPES_ALLOWED = {"web-origins", "acr", "service_account"}
+_CLIENT_ATTRIBUTES_IGNORED = {
+    "backchannel.logout.revoke.offline.tokens",
+    "display.on.consent.screen",
+}
+_USER_FIELDS = {
+    "username": "username",
+    "id": "id",
+    "email": "email",
+    "firstName": "first_name",
+    "lastName": "last_name",
+    "emailVerified": "email_verified",
+    "enabled": "enabled",
+    "groups": "groups",
+    "createdTimestamp": "created_timestamp",
+    "clientRoles": "client_roles",
+}
+_USER_FIXED: dict[str, Any] = {"totp": False, "requiredActions": [], "notBefore": 0,
+                               "disableableCredentialTypes": None, "attributes": None}  # fmt: skip
+
+
+def substitute_placeholders(value: Any, variables: Mapping[str, str] | None = None) -> Any:
+    """Fill ``${NAME}`` and ``${NAME:default}`` in every string, as Keycloak's import does.
+
+    Keycloak resolves them from the server's environment (the default follows the first
+    colon). Here an unknown name without a default is an error rather than left as is.
+    """
+    variables = variables or {}
+
+    def fill(match: re.Match[str]) -> str:
+        name, sep, default = match.group(1).partition(":")
+        if name in variables:
+            return variables[name]
+        if sep:
+            return default
+        raise ValueError(f"realm placeholder ${{{name}}} has no value and no default")
+
+    if isinstance(value, str):
+        return _PLACEHOLDER.sub(fill, value)
+    if isinstance(value, list):
+        return [substitute_placeholders(v, variables) for v in value]
+    if isinstance(value, dict):
+        return {k: substitute_placeholders(v, variables) for k, v in value.items()}
+    return value
+
+
+def _flag(config: dict[str, Any], key: str, default: bool = False) -> bool:
+    value = config.get(key, default)
+    return value if isinstance(value, bool) else str(value).lower() == "true"
+
+
+def _refuse(where: str, keys: set[str] | list[str]) -> None:
+    if keys:
+        raise ValueError(f"{where}: the Keycloak stand-in does not model {sorted(keys)}")
+
+
+def _mappers(client_id: str, mappers: list[dict[str, Any]]) -> tuple[list[str], bool | None]:
+    """Audience mapper clients, and the groups mapper's full-path flag (None: no mapper)."""
+    audiences: list[str] = []
+    full_path: bool | None = None
+    for m in mappers:
+        kind, config = m.get("protocolMapper"), m.get("config") or {}
+        where = f"client {client_id}, mapper {m.get('name')!r}"
+        if m.get("protocol", "openid-connect") != "openid-connect":
+            _refuse(where, {"protocol " + str(m.get("protocol"))})
+        if kind == "oidc-audience-mapper":
+            if config.get("included.custom.audience") or _flag(config, "id.token.claim"):
+                _refuse(where, {"a custom audience or an audience in the ID token"})
+            if _flag(config, "access.token.claim", True):
+                audiences.append(config["included.client.audience"])
+        elif kind == "oidc-group-membership-mapper":
+            # The stand-in emits "groups" in every token and userinfo, or nowhere.
+            places = ("access.token.claim", "id.token.claim", "userinfo.token.claim")
+            if config.get("claim.name") != "groups" or not all(_flag(config, p) for p in places):
+                _refuse(where, {"a groups claim not named 'groups' or not in every token"})
+            full_path = _flag(config, "full.path", True)
+        else:
+            _refuse(where, {f"mapper type {kind}"})
+    return audiences, full_path
+
+
+def _client_definition(rep: dict[str, Any]) -> tuple[dict[str, Any], bool | None]:
+    client_id = rep.get("clientId")
+    where = f"client {client_id}"
+    spec: dict[str, Any] = {"standard_flow": True, "direct_access_grants": False}
+    for key, value in rep.items():
+        if key in _CLIENT_FIELDS:
+            spec[_CLIENT_FIELDS[key]] = value
+        elif key in _CLIENT_FIXED:
+            wanted = _CLIENT_FIXED[key]
+            if wanted is not None and value != wanted:
+                _refuse(where, {f"{key}={value!r}"})
+        elif key == "defaultClientScopes":
+            # the stand-in's tokens carry these scopes' claims, always, and no others
+            scopes = set(value)
+            if not _SCOPES_ALWAYS <= scopes <= _SCOPES_ALWAYS | _SCOPES_ALLOWED:
+                _refuse(where, {f"default client scopes {sorted(scopes)}"})
+            if "service_account" in scopes and not rep.get("serviceAccountsEnabled"):
+                _refuse(where, {"the service_account scope without a service account"})
+        elif key == "optionalClientScopes":
+            _refuse(where, {f"optional client scope {s}" for s in set(value) - OPTIONAL_SCOPES})
+        elif key not in ("attributes", "protocolMappers"):
+            _refuse(where, {key})
+    attrs = dict(rep.get("attributes") or {})
+    if attrs.get("pkce.code.challenge.method"):
+        spec["pkce_method"] = attrs.pop("pkce.code.challenge.method")
+    attrs.pop("pkce.code.challenge.method", None)
+    if "post.logout.redirect.uris" in attrs:
+        uris = attrs.pop("post.logout.redirect.uris")
+        spec["post_logout_redirect_uris"] = [u for u in uris.split("##") if u]
+    if "backchannel.logout.url" in attrs:
+        spec["backchannel_logout_url"] = attrs.pop("backchannel.logout.url") or None
+    if "backchannel.logout.session.required" in attrs:
+        required = attrs.pop("backchannel.logout.session.required")
+        spec["backchannel_logout_session_required"] = _flag({"v": required}, "v")
+    _refuse(where, set(attrs) - _CLIENT_ATTRIBUTES_IGNORED)
+    audiences, full_path = _mappers(client_id, rep.get("protocolMappers") or [])
+    if audiences:
+        spec["audiences"] = audiences
+    return spec, full_path
+
+
+def _group_definition(rep: dict[str, Any], parent: str) -> dict[str, Any]:
+    path = f"{parent}/{rep['name']}"
+    if rep.get("path", path) != path:
+        raise ValueError(f"group {rep['name']}: path {rep['path']} does not match {path}")
+    _refuse(f"group {path}", set(rep) - {"id", "name", "path", "attributes", "realmRoles",
+                                         "clientRoles", "subGroups"})  # fmt: skip
+    return {
+        "name": rep["name"],
+        "realm_roles": list(rep.get("realmRoles") or []),
+        "client_roles": dict(rep.get("clientRoles") or {}),
+        "subgroups": [_group_definition(g, path) for g in rep.get("subGroups") or []],
+    }
+
+
+def _user_definition(rep: dict[str, Any], builtin_roles: set[str]) -> dict[str, Any]:
+    where = f"user {rep.get('username')}"
+    spec: dict[str, Any] = {}
+    for key, value in rep.items():
+        if key in _USER_FIELDS:
+            spec[_USER_FIELDS[key]] = value
+        elif key in _USER_FIXED:
+            wanted = _USER_FIXED[key]
+            if wanted is not None and value != wanted:
+                _refuse(where, {f"{key}={value!r}"})
+        elif key not in ("credentials", "realmRoles", "serviceAccountClientId"):
+            _refuse(where, {key})
+    passwords = [c for c in rep.get("credentials") or [] if c.get("type") == "password"]
+    _refuse(where, {f"credential type {c.get('type')}" for c in rep.get("credentials") or []
+                    if c.get("type") != "password"})  # fmt: skip
+    if passwords:
+        if passwords[0].get("temporary") or "value" not in passwords[0]:
+            _refuse(where, {"a temporary or hashed password"})
+        spec["password"] = passwords[0]["value"]
+    # The stand-in gives every user the default roles; the representation names them.
+    spec["realm_roles"] = [r for r in rep.get("realmRoles") or [] if r not in builtin_roles]
+    return spec
+
+
+def from_representation(
+    rep: dict[str, Any], variables: Mapping[str, str] | None = None
+) -> dict[str, Any]:
+    """Keycloak's RealmRepresentation (a realm export) -> the stand-in's realm definition.
+
+    A pure function. It reads what the stand-in models: realm lifetimes and refresh-token
+    rotation, groups, realm roles, clients (confidential, public, bearer-only, service
+    accounts), their redirect, post-logout and back-channel logout URLs, PKCE, the
+    audience and group-membership protocol mappers, users with passwords, roles and
+    groups, and service-account users' roles. Anything else is refused with a
+    ValueError naming it. Keycloak places the groups mapper on a client; the stand-in
+    emits ``groups`` realm-wide, so every groups mapper in the file must agree.
+    """
+    rep = substitute_placeholders(rep, variables)
+    name = rep.get("realm")
+    if not name:
+        raise ValueError("realm representation without 'realm'")
+    _refuse(f"realm {name}", set(rep) - set(_REALM_SETTINGS) - _IGNORED_REALM_KEYS
+            - {"groups", "clients", "users"})  # fmt: skip
+    if rep.get("enabled") is False:
+        _refuse(f"realm {name}", {"enabled=false"})
+    out: dict[str, Any] = {_REALM_SETTINGS[k]: v for k, v in rep.items() if k in _REALM_SETTINGS}
+
+    builtin_roles = {f"default-roles-{name}", "offline_access", "uma_authorization"}
+    roles = rep.get("roles") or {}
+    _refuse(f"realm {name} roles", set(roles) - {"realm", "client"})
+    defined = {r["name"] for r in roles.get("realm") or []}
+    composite = [r["name"] for r in roles.get("realm") or [] if r.get("composite")]
+    _refuse(f"realm {name}", {f"composite role {r}" for r in composite if r not in builtin_roles})
+    client_roles = {cid: {r["name"] for r in rs} for cid, rs in (roles.get("client") or {}).items()}
+
+    out["groups"] = [_group_definition(g, "") for g in rep.get("groups") or []]
+
+    clients: dict[str, dict[str, Any]] = {}
+    full_paths: set[bool] = set()
+    for c in rep.get("clients") or []:
+        if c.get("clientId") in BUILTIN_CLIENTS:
+            continue  # Keycloak's own clients: the stand-in's admin API stands for them
+        spec, full_path = _client_definition(c)
+        clients[spec["client_id"]] = spec
+        if full_path is not None:
+            full_paths.add(full_path)
+    if len(full_paths) > 1:
+        _refuse(f"realm {name}", {"groups mappers that disagree on full.path"})
+    out["groups_claim"] = bool(full_paths)
+    if full_paths:
+        out["groups_full_path"] = full_paths.pop()
+
+    users = []
+    for u in rep.get("users") or []:
+        spec = _user_definition(u, builtin_roles)
+        unknown = set(spec["realm_roles"]) - defined
+        if unknown:
+            raise ValueError(f"user {u.get('username')}: undefined realm roles {sorted(unknown)}")
+        for cid, rs in (spec.get("client_roles") or {}).items():
+            if cid not in BUILTIN_CLIENTS and not set(rs) <= client_roles.get(cid, set()):
+                raise ValueError(f"user {u.get('username')}: undefined roles of client {cid}")
+        owner = u.get("serviceAccountClientId")
+        if owner is None:
+            users.append(spec)
+            continue
+        if owner not in clients or not clients[owner].get("service_accounts"):
+            raise ValueError(f"{u.get('username')}: {owner} has no service account")
+        clients[owner]["service_account_realm_roles"] = spec["realm_roles"]
+        clients[owner]["service_account_client_roles"] = dict(spec.get("client_roles") or {})
+    out["clients"] = list(clients.values())
+    out["users"] = users
+    return out
 
 
 def s256(verifier: str) -> str:

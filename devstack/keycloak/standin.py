@@ -48,7 +48,8 @@ from .tokens import KeySet, TokenInvalid
 
 log = logging.getLogger(__name__)
 
-DEMO_REALM = Path(__file__).with_name("demo-realm.yaml")
+# The demo realm in Keycloak's own export format: the real server imports the same file.
+DEMO_REALM = Path(__file__).with_name("realm-valeria.json")
 
 
 class KeycloakStandIn(LoginMixin, TokenMixin, ResourceMixin, StandIn):
