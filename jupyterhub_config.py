@@ -25,6 +25,9 @@ c.JupyterHub.bind_url = s.bind_url
 c.JupyterHub.hub_bind_url = s.hub_bind_url
 c.ConfigurableHTTPProxy.api_url = s.proxy_api_url
 c.JupyterHub.cookie_secret = s.cookie_secret
+if s.public_url.startswith("https://"):
+    # the hub's cookies carry Secure whatever X-Forwarded-Proto the proxy chain sends
+    c.JupyterHub.tornado_settings.update({"cookie_options": {"secure": True}})
 c.CryptKeeper.keys = list(s.crypt_keys)
 if s.db_url:
     c.JupyterHub.db_url = s.db_url

@@ -128,7 +128,7 @@ def figures(times: dict[str, list[float]], ours: list[dict[str, float]]) -> dict
         out[f"{label}_start_to_ready_p50_ms"] = round(median(values) * 1000, 1)
         out[f"{label}_start_to_ready_p95_ms"] = round(percentile(values, 95) * 1000, 1)
     out["ratio_p50"] = round(median(v) / median(p), 3) if p and median(p) else None
-    for key in ("ours_ms", "vault_ms", "secret_ms", "owner_ms", "other_ms"):
+    for key in ("ours_ms", "vault_ms", "secret_ms", "other_ms"):
         values = [t[key] for t in ours if key in t]
         out[f"hub_side_{key[:-3]}_p50_ms"] = round(median(values), 2)
     out["hub_side_ours_p95_ms"] = round(percentile([t["ours_ms"] for t in ours], 95), 2)

@@ -52,7 +52,7 @@ def run_demo(
     state_dir = state_dir.resolve()
 
     async def main() -> int:
-        stack = DevStack(state_dir, ports={**DEMO_PORTS, **(ports or {})})
+        stack = DevStack(state_dir, ports={**DEMO_PORTS, **(ports or {})}, openshift=True)
         public = f"http://127.0.0.1:{port}"
         hub: HubProcess | None = None
         stop = asyncio.Event()

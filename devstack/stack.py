@@ -11,9 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 from .hub import free_port, notebook_command
 from .keycloak import KeycloakStandIn
@@ -56,7 +57,13 @@ class DevStack:
         kube_options: dict | None = None,
         storage: list[DemoStorage] | None = None,
         host: str = "127.0.0.1",
+        openshift: bool = False,
+        deployment_options: dict | None = None,
     ) -> None:
+        """``openshift=True``: the Kubernetes stand-in's OpenShift profile with what
+        ``openshift/`` ships applied (:mod:`devstack.deployment`), and the hub's token
+        mapped to the template's service account with no rights of its own: every call of
+        the hub and the jobs service is allowed by the shipped RBAC or refused."""
         from .kube.server import KubeStandIn
 
         self.state_dir = Path(state_dir)
@@ -69,6 +76,16 @@ class DevStack:
             "nfs_root": self.state_dir / "nfs",
             **(kube_options or {}),
         }
+        self.openshift = openshift
+        self.deployment: list[dict] = []
+        if openshift:
+            from . import deployment
+
+            self.deployment = deployment.objects(
+                deployment.Parameters(**(deployment_options or {}))
+            )
+            opts.setdefault("profile", "openshift")
+            opts.setdefault("tokens", {DEMO_KUBE_TOKEN: {"user": deployment.HUB_USER}})
         self.kube = KubeStandIn(**opts)
         self.storage = DEMO_STORAGE if storage is None else storage
         self.entities: dict[str, str] = {}
@@ -102,6 +119,10 @@ class DevStack:
             )
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.prepare_nfs()
+        if self.openshift:
+            from . import deployment
+
+            await _on_loop(self.kube, deployment.apply, self.kube, self.deployment)
         write_kubeconfig(self.kubeconfig, self.kube.url, DEMO_KUBE_TOKEN, namespace="default")
 
     def prepare_nfs(self) -> None:
@@ -178,7 +199,16 @@ class DevStack:
             "SUPPORT_CONTACT": "support@valeria.example",
             # the hub-managed jobs service: any free loopback port (reached through the proxy)
             "JOBS_SERVICE_PORT": str(free_port(host)),
+            **self.deployment_environment(),
         }
+
+    def deployment_environment(self) -> dict[str, str]:
+        """With ``openshift``: the jobs settings and service account the template gives."""
+        if not self.openshift:
+            return {}
+        from . import deployment
+
+        return deployment.hub_environment(self.deployment)
 
     def allow_redirects_to(self, public_url: str) -> None:
         """Let the realm's hub client redirect to a hub on another port (tests)."""
@@ -204,6 +234,13 @@ class DevStack:
         return "\n".join(lines)
 
 
+async def _on_loop(s: StandIn, fn: Callable[..., Any], *args: Any) -> Any:
+    """``fn(*args)`` on the stand-in's own loop (it may serve in another thread)."""
+    if s._loop is not None and _in_other_thread(s):
+        return await asyncio.to_thread(s.call, fn, *args)
+    return fn(*args)
+
+
 def _in_other_thread(s: StandIn) -> bool:
     try:
         return asyncio.get_running_loop() is not s._loop
@@ -225,7 +262,9 @@ def run_devstack(
     import signal
 
     async def main() -> None:
-        stack = DevStack(state_dir, ports={**DEMO_PORTS, **(ports or {})}, host=host)
+        stack = DevStack(
+            state_dir, ports={**DEMO_PORTS, **(ports or {})}, host=host, openshift=True
+        )
         await stack.start()
         print("the valeria-hub devstack is running:\n" + stack.describe(), flush=True)
         print("Users (password = name):\n" + demo_users_text(), flush=True)

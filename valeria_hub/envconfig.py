@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import ipaddress
 import os.path
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -60,6 +61,12 @@ class Settings:
     jobs_service_port: int = 10101
     jobs_namespace_mode: str = "per-user"
     jobs_public_profiles: bool = False
+    # per-user job namespaces: what the jobs service binds there, and their egress
+    service_account: str | None = None
+    jobs_namespace_role: str | None = None
+    jobs_pod_scc_role: str | None = None
+    jobs_egress_allow_cidrs: tuple[str, ...] = ()
+    jobs_egress_deny_cidrs: tuple[str, ...] = ()
     kube_environment: dict[str, str] = field(default_factory=dict)
     extra_config: str | None = None
 
@@ -108,6 +115,16 @@ def _url_problem(value: str) -> str | None:
 
 def _split(value: str) -> list[str]:
     return [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
+
+
+def _cidr_problem(value: str) -> str | None:
+    bad = []
+    for item in _split(value):
+        try:
+            ipaddress.ip_network(item)
+        except ValueError:
+            bad.append(item)
+    return f"must be comma-separated CIDRs (bad: {', '.join(bad)})" if bad else None
 
 
 def database_url(env: Mapping[str, str]) -> str | None:
@@ -169,6 +186,9 @@ def read_settings(env: Mapping[str, str]) -> Settings:
     jobs_mode = env.get("JOBS_NAMESPACE_MODE", "per-user").strip()
     if jobs_mode not in ("per-user", "shared"):
         problems.append(f"JOBS_NAMESPACE_MODE must be 'per-user' or 'shared', got {jobs_mode!r}")
+    for var in ("JOBS_EGRESS_ALLOW_CIDRS", "JOBS_EGRESS_DENY_CIDRS"):
+        if why := _cidr_problem(env.get(var, "")):
+            problems.append(f"{var} {why}")
     extra_config = env.get("JUPYTERHUB_EXTRA_CONFIG", "").strip() or None
     if extra_config and not os.path.isfile(extra_config):
         problems.append(f"JUPYTERHUB_EXTRA_CONFIG {extra_config!r} is not a file")
@@ -215,6 +235,11 @@ def read_settings(env: Mapping[str, str]) -> Settings:
         jobs_service_port=int(jobs_port),
         jobs_namespace_mode=jobs_mode,
         jobs_public_profiles=env.get("JOBS_PUBLIC_PROFILES", "") in ("1", "true", "yes"),
+        service_account=env.get("KUBERNETES_SERVICE_ACCOUNT", "").strip() or None,
+        jobs_namespace_role=env.get("JOBS_NAMESPACE_ROLE", "").strip() or None,
+        jobs_pod_scc_role=env.get("JOBS_POD_SCC_ROLE", "").strip() or None,
+        jobs_egress_allow_cidrs=tuple(_split(env.get("JOBS_EGRESS_ALLOW_CIDRS", ""))),
+        jobs_egress_deny_cidrs=tuple(_split(env.get("JOBS_EGRESS_DENY_CIDRS", ""))),
         kube_environment={k: env[k] for k in KUBE_ENVIRONMENT if env.get(k)},
         extra_config=extra_config,
     )

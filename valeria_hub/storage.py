@@ -140,13 +140,20 @@ def s3_secret_manifest(
 
 def owner_reference(api_version: str, kind: str, name: str, uid: str) -> dict[str, Any]:
     """An ownerReference that makes the garbage collector delete the dependent (the S3
-    Secret, a job's code ConfigMap) with its owner (the notebook pod, the Job)."""
+    Secret, a job's code ConfigMap) with its owner (the notebook pod, the Job).
+
+    Set when the dependent is created, never patched in later: OpenShift's
+    OwnerReferencesPermissionEnforcement lets the creator set it with the rights it
+    has, and nobody needs ``patch`` on Secrets (a PATCH answers with the whole Secret).
+    ``blockOwnerDeletion`` stays false: it only matters for foreground deletion, and
+    setting it needs ``update`` on the owner's ``finalizers``.
+    """
     return {
         "apiVersion": api_version,
         "kind": kind,
         "name": name,
         "uid": uid,
-        "blockOwnerDeletion": True,
+        "blockOwnerDeletion": False,
         "controller": False,
     }
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import re
+import threading
 import time
 import uuid
 
@@ -353,3 +354,40 @@ def test_hub_refuses_to_start_without_crypt_key(tmp_path, stack):
         hub.start(timeout=30)
     hub.stop()
     assert "JUPYTERHUB_CRYPT_KEY" in str(info.value) or "encryption" in str(info.value)
+
+
+def test_a_backchannel_logout_during_a_refresh_leaves_no_tokens(kc, hub_url):
+    """Keycloak ends the session while the hub is refreshing the person's tokens: the
+    logout waits for the refresh and then drops its tokens too, so no fresh tokens
+    outlive the session."""
+    kc.call(kc.set_lifetimes, access_token_lifespan=5)
+    name = new_user(kc)
+    with hub_client() as c:
+        login(c, hub_url, name)
+        state = api_user(hub_url, name)["auth_state"]
+        claims = jwt.decode(state["id_token"], options={"verify_signature": False})
+        time.sleep(2.5)  # the access token is now within the refresh margin
+        slow = kc.faults.inject(TOKEN_PATH, delay=2.0, times=1)
+        refresh = threading.Thread(target=home, args=(c, hub_url))
+        refresh.start()
+        deadline = time.monotonic() + 5
+        while slow.hits == 0 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert slow.hits == 1  # the refresh is in flight at Keycloak
+        logout_token = kc.call(
+            kc.keys.sign,
+            {
+                "iss": kc.issuer,
+                "aud": "jupyterhub",
+                "iat": int(time.time()),
+                "jti": str(uuid.uuid4()),
+                "sub": claims["sub"],
+                "sid": state["sid"],
+                "events": {EVENT: {}},
+            },
+        )
+        assert _post_logout(hub_url, logout_token).status_code == 200
+        refresh.join(timeout=30)
+    after = api_user(hub_url, name)["auth_state"]
+    assert after["access_token"] is None and after["refresh_token"] is None
+    assert after["ended_at"] >= state["obtained_at"]

@@ -153,6 +153,35 @@ def test_keys_in_base64_boot_a_working_hub(pg_stack):
         hub.stop()
 
 
+def test_cookies_carry_secure_when_the_public_url_is_https(pg_stack):
+    """Behind an edge route that forwards plain http (X-Forwarded-Proto: http), the
+    hub's and the jobs service's cookies still carry Secure: the public URL is https."""
+    _, stack, tmp = pg_stack
+    hub = hub_for(stack, tmp / "hub-https")
+    hub.env["JUPYTERHUB_PUBLIC_URL"] = hub.public_url.replace("http://", "https://", 1)
+    hub.start(timeout=90)
+    plain = {"X-Forwarded-Proto": "http"}
+    try:
+        with httpx.Client(timeout=10, follow_redirects=False, headers=plain) as c:
+            set_cookies = []
+            for path in ("/hub/login", "/hub/oauth_login"):
+                set_cookies += c.get(f"{hub.public_url}{path}").headers.get_list("set-cookie")
+            deadline = time.monotonic() + 30
+            while time.monotonic() < deadline:  # the managed service starts after the hub
+                page = c.get(f"{hub.public_url}/services/jobs/ui/", headers={"Accept": "text/html"})
+                if page.status_code != 503:
+                    break
+                time.sleep(0.5)
+            assert page.status_code == 302, page.text[:200]
+            set_cookies += page.headers.get_list("set-cookie")
+        names = {c.split("=", 1)[0] for c in set_cookies}
+        assert {"_xsrf", "oauthenticator-state", "jobs-oauth-state"} <= names, names
+        for cookie in set_cookies:
+            assert "secure" in [a.strip().lower() for a in cookie.split(";")], cookie
+    finally:
+        hub.stop()
+
+
 def test_jobs_metrics_need_a_token(pg_stack):
     pg, stack, tmp = pg_stack
     metrics_token = secrets.token_hex(16)

@@ -39,7 +39,7 @@ pytestmark = pytest.mark.e2e
 
 REFUSED: list[str] = []  # every refused case, counted for the README
 # the number of refused cases (asserted at the end, printed, quoted in the README)
-EXPECTED_CASES = 206
+EXPECTED_CASES = 513
 
 
 @pytest.fixture(scope="module")
@@ -62,10 +62,14 @@ def counts(stack) -> dict[str, int]:
 
 
 def detail_text(resp: httpx.Response) -> str:
+    """The refusal's message (label keys are quoted in field names), else the body."""
     try:
-        return json.dumps(resp.json())
+        body = resp.json()
     except ValueError:
         return resp.text
+    if isinstance(body, dict) and isinstance(body.get("detail"), str):
+        return body["detail"]
+    return json.dumps(body)
 
 
 # -- job specs -----------------------------------------------------------------------------
@@ -260,15 +264,20 @@ JOB_CASES: list[tuple[str, dict, int, str]] = [
         "owner label forged",
         meta_with(name="x", labels={"valeria.io/owner": owner_label("bob")}),
         422,
-        "metadata.labels.valeria.io/owner",
+        'metadata.labels["valeria.io/owner"]: set by the platform',
     ),
     (
         "username annotation forged",
         meta_with(name="x", annotations={"valeria.io/username": "bob"}),
         422,
-        "metadata.annotations.valeria.io/username",
+        'metadata.annotations["valeria.io/username"]: set by the platform',
     ),
-    ("label not a string", meta_with(name="x", labels={"a": 1}), 422, "metadata.labels.a"),
+    (
+        "label not a string",
+        meta_with(name="x", labels={"user.valeria.io/a": 1}),
+        422,
+        'metadata.labels["user.valeria.io/a"]: must be a string',
+    ),
     *[
         (f"name {n!r}", meta_with(name=n), 422, "metadata.name")
         for n in [
@@ -301,6 +310,195 @@ JOB_CASES: list[tuple[str, dict, int, str]] = [
 ]
 
 
+# -- labels and annotations: only keys under user.valeria.io/ --------------------------------
+# what reads each: the template's NetworkPolicies, the platform's selectors, the Job
+# controller, Multus, Istio, AppArmor and seccomp, KubeSpawner's network access, anyone's
+NOT_THE_USERS = {
+    "component": "singleuser-server",
+    "app.kubernetes.io/component": "hub",
+    "app.kubernetes.io/managed-by": "someone-else",
+    "valeria.io/owner": owner_label("bob"),
+    "job-name": "bobs-job",
+    "controller-uid": "0000",
+    "k8s.v1.cni.cncf.io/networks": "host-net",
+    "sidecar.istio.io/inject": "false",
+    "container.apparmor.security.beta.kubernetes.io/job": "unconfined",
+    "seccomp.security.alpha.kubernetes.io/pod": "unconfined",
+    "hub.jupyter.org/network-access-hub": "true",
+    "team": "a",
+}
+CRON_KEYS = ["component", "k8s.v1.cni.cncf.io/networks", "seccomp.security.alpha.kubernetes.io/pod"]
+
+
+def put(body: dict, path: str, value) -> dict:
+    """``body`` with ``value`` at the dotted ``path`` (digits index lists); a copy."""
+    body = copy.deepcopy(body)
+    obj = body
+    *parts, last = path.split(".")
+    for p in parts:
+        obj = obj[int(p)] if p.isdigit() else obj.setdefault(p, {})
+    obj[last] = value
+    return body
+
+
+def base_cron() -> dict:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": "hostile-cron"},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": base_job()["spec"]}},
+    }
+
+
+# (label, endpoint, body, field named in the refusal)
+LABEL_CASES: list[tuple[str, str, dict, str]] = [
+    *[
+        (
+            f"{where} {section} {key}",
+            "jobs/",
+            {"job": put(base_job(), f"{where}.{section}", {key: v})},
+            f'{where}.{section}["{key}"]',
+        )
+        for where in ("metadata", "spec.template.metadata")
+        for section in ("labels", "annotations")
+        for key, v in NOT_THE_USERS.items()
+    ],
+    *[
+        (
+            f"cron {where} {section} {key}",
+            "cronjobs/",
+            {"job": put(base_cron(), f"{where}.{section}", {key: NOT_THE_USERS[key]})},
+            f'{where}.{section}["{key}"]',
+        )
+        for where in (
+            "metadata",
+            "spec.jobTemplate.metadata",
+            "spec.jobTemplate.spec.template.metadata",
+        )
+        for section in ("labels", "annotations")
+        for key in CRON_KEYS
+    ],
+    *[
+        (
+            f"user key {key!r}={value!r}",
+            "jobs/",
+            {"job": put(base_job(), "spec.template.metadata.labels", {key: value})},
+            f'spec.template.metadata.labels["{key}"]',
+        )
+        for key, value in [
+            ("user.valeria.io/", "x"),
+            ("user.valeria.io/a/b", "x"),
+            ("user.valeria.io/team", "x" * 64),
+            ("user.valeria.io/team", "two words"),
+        ]
+    ],
+]
+
+
+# -- malformed numbers and quantities: 422 naming the field, never a 5xx ----------------------
+NAN, INF = float("nan"), float("inf")
+BAD_INTEGERS = [True, 1.5, 60.0, "60", -1, 10**30, 10**4000, NAN, INF, -INF, [60]]
+BAD_QUANTITIES = [
+    "-1",
+    "-500m",
+    -1,
+    "NaN",
+    NAN,
+    INF,
+    -INF,
+    "1e999999",
+    "1e-999999999999",
+    "50e999999",
+    "9" * 10_000,
+    "1e19",
+    "8Ei",
+    10**30,
+    True,
+    [],
+    "",
+    "1.5e3Gi",
+]
+POD = "spec.template.spec"
+INTEGER_FIELDS = [
+    *[f"spec.{k}" for k in ("activeDeadlineSeconds", "ttlSecondsAfterFinished", "backoffLimit")],
+    *[f"spec.{k}" for k in ("parallelism", "completions")],
+    f"{POD}.terminationGracePeriodSeconds",
+]
+CRON_INTEGER_FIELDS = [
+    *[f"spec.{k}" for k in ("startingDeadlineSeconds", "successfulJobsHistoryLimit")],
+    "spec.failedJobsHistoryLimit",
+    "spec.jobTemplate.spec.backoffLimit",
+    "spec.jobTemplate.spec.template.spec.terminationGracePeriodSeconds",
+]
+ALREADY = {("spec.activeDeadlineSeconds", "True"), ("spec.activeDeadlineSeconds", "1.5")}
+
+
+def raw_json(job: dict) -> bytes:
+    """The body as JSON text, NaN and Infinity included (Python's json reads them back)."""
+    return json.dumps({"job": job}, allow_nan=True).encode()
+
+
+def shown(value) -> str:
+    text = repr(value)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+# (label, endpoint, raw JSON body, field named in the refusal)
+NUMBER_CASES: list[tuple[str, str, bytes, str]] = [
+    *[
+        (f"{path}={shown(v)}", "jobs/", raw_json(put(base_job(), path, v)), path)
+        for path in INTEGER_FIELDS
+        for v in BAD_INTEGERS
+        if (path, repr(v)) not in ALREADY
+    ],
+    *[
+        (f"cron {path}={shown(v)}", "cronjobs/", raw_json(put(base_cron(), path, v)), path)
+        for path in CRON_INTEGER_FIELDS
+        for v in BAD_INTEGERS
+    ],
+    *[
+        (
+            f"{section}.{resource}={shown(v)}",
+            "jobs/",
+            raw_json(put(base_job(), f"{POD}.containers.0.resources", {section: {resource: v}})),
+            f"{POD}.containers[0].resources.{section}.{resource}",
+        )
+        for section in ("requests", "limits")
+        for resource in ("cpu", "memory", "ephemeral-storage")
+        for v in BAD_QUANTITIES
+    ],
+    *[
+        (
+            f"env divisor {shown(v)}",
+            "jobs/",
+            raw_json(
+                put(
+                    base_job(),
+                    f"{POD}.containers.0.env",
+                    [
+                        {
+                            "name": "N",
+                            "valueFrom": {
+                                "resourceFieldRef": {"resource": "limits.cpu", "divisor": v}
+                            },
+                        }
+                    ],
+                )
+            ),
+            f"{POD}.containers[0].env[0].valueFrom.resourceFieldRef.divisor",
+        )
+        for v in ["1e999999", NAN, "-1", "0", "3"]
+    ],
+]
+# around the job spec: SubmitBody's own fields (FastAPI answers these before the policy)
+BODY_NUMBER_CASES: list[tuple[str, bytes, str]] = [
+    ("profile NaN", b'{"job": {}, "profile": NaN}', "profile"),
+    ("code Infinity", b'{"job": {}, "code": Infinity}', "code"),
+    ("job -Infinity", b'{"job": -Infinity}', "job"),
+    ("unknown field NaN", b'{"job": {}, "extra": NaN}', "extra"),
+]
+
+
 def raw_cases() -> list[tuple[str, bytes, str, int, str]]:
     """Bodies that are not well-formed job specs at all (sent as raw bytes)."""
     deep = b'{"job": ' + b"[" * 100_000 + b"]" * 100_000 + b"}"
@@ -313,6 +511,14 @@ def raw_cases() -> list[tuple[str, bytes, str, int, str]]:
         ("form encoded", b"job=x", "application/x-www-form-urlencoded", 422, "body"),
         ("empty", b"", "application/json", 422, "body"),
         ("invalid utf-8", b'{"job": "\xff\xfe"}', "application/json", 400, "parsing the body"),
+        # beyond Python's 4300 digits for an int: the body cannot be read at all
+        (
+            "integer of 5000 digits",
+            b'{"job": {"spec": {"backoffLimit": 1' + b"0" * 5000 + b"}}}",
+            "application/json",
+            400,
+            "parsing the body",
+        ),
     ]
 
 
@@ -350,6 +556,69 @@ def test_hostile_job_specs_are_refused_naming_the_field_and_change_nothing(env):
         # the service still works after all that
         assert api.get("jobs/").status_code == 200
     assert counts(stack) == before
+
+
+def test_labels_and_annotations_outside_the_user_prefix_are_refused(env):
+    stack, hub, _, tokens = env
+    mine = {"user.valeria.io/team": "a"}
+    note = {"user.valeria.io/note": "any text"}
+    with jobs_api(hub, tokens["alice"]) as api:
+        # the control: keys under user.valeria.io/ go on, next to the platform's own
+        body = job_body("true")
+        for where in ("metadata", "spec.template.metadata"):
+            body["job"] = put(
+                put(body["job"], f"{where}.labels", mine), f"{where}.annotations", note
+            )
+        resp = api.post("jobs/", json=body)
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["metadata"]["labels"]["user.valeria.io/team"] == "a"
+        name = resp.json()["metadata"]["name"]
+        pod = wait_until(
+            lambda: api.get("pods/", params={"job_name": name}).json()["items"],
+            what="the labelled job's pod",
+        )[0]["metadata"]
+        assert pod["labels"]["user.valeria.io/team"] == "a", pod["labels"]
+        assert pod["annotations"]["user.valeria.io/note"] == "any text"
+        assert pod["labels"]["valeria.io/owner"] == owner_label("alice")
+        assert pod["labels"]["app.kubernetes.io/managed-by"] == "valeria-jobs"
+        assert pod["labels"]["job-name"] == name and pod["labels"]["controller-uid"]
+        before = counts(stack)
+        for label, endpoint, body, field in LABEL_CASES:
+            resp = api.post(endpoint, json=body)
+            assert resp.status_code == 422, (label, resp.status_code, resp.text[:300])
+            assert field in detail_text(resp), (label, field, resp.text[:300])
+            assert "user.valeria.io/" in detail_text(resp), label
+            REFUSED.append(f"label or annotation: {label}")
+    assert counts(stack) == before
+
+
+def test_malformed_numbers_and_quantities_are_422_naming_the_field(env):
+    stack, hub, _, tokens = env
+    before = counts(stack)
+    json_type = {"Content-Type": "application/json"}
+    with jobs_api(hub, tokens["alice"]) as api:
+        for label, endpoint, raw, field in NUMBER_CASES:
+            resp = api.post(endpoint, content=raw, headers=json_type)
+            assert resp.status_code == 422, (label, resp.status_code, resp.text[:300])
+            assert detail_text(resp).startswith(f"{field}: "), (label, field, resp.text[:300])
+            REFUSED.append(f"number: {label}")
+        assert api.get("jobs/").status_code == 200
+    assert counts(stack) == before
+
+
+def test_non_finite_numbers_around_the_job_spec_are_422(env):
+    """FastAPI used to echo the NaN it refused in its 422 and fail to render it (a 500)."""
+    stack, hub, _, tokens = env
+    before = counts(stack)
+    refused = []
+    with jobs_api(hub, tokens["alice"]) as api:
+        for label, raw, field in BODY_NUMBER_CASES:
+            resp = api.post("jobs/", content=raw, headers={"Content-Type": "application/json"})
+            assert resp.status_code == 422, (label, resp.status_code, resp.text[:300])
+            assert field in detail_text(resp), (label, resp.text[:300])
+            refused.append(f"body number: {label}")
+    assert counts(stack) == before
+    REFUSED.extend(refused)
 
 
 # -- usernames -----------------------------------------------------------------------------

@@ -6,6 +6,7 @@ from __future__ import annotations
 import base64
 import io
 import json
+import re
 import time
 import zipfile
 
@@ -366,9 +367,15 @@ def test_browser_oauth_flow_through_the_hub(stack):
         assert resp.status_code == 302 and resp.headers["location"] == f"{PREFIX}jobs/"
         cookie = resp.headers["set-cookie"]
         assert "jobs-token=" in cookie and "HttpOnly" in cookie
-        resp = browser.get(jobs_url, headers=html)
+        resp = browser.get(jobs_url, headers=html)  # a page load: no XSRF token needed
         assert resp.status_code == 200 and resp.json()["kind"] == "JobList"
-        assert browser.get(f"{stack.hub_url}{PREFIX}authorized").json()["name"] == "alice"
+        # a script's request with the cookie needs the token the jobs page hands out
+        authorized = f"{stack.hub_url}{PREFIX}authorized"
+        refused = browser.get(authorized)
+        assert refused.status_code == 403 and "X-XSRFToken" in refused.json()["detail"]
+        page = browser.get(f"{stack.hub_url}{PREFIX}ui/", headers=html)
+        xsrf = re.search(r'name="xsrf-token" content="([0-9a-f]+)"', page.text).group(1)
+        assert browser.get(authorized, headers={"X-XSRFToken": xsrf}).json()["name"] == "alice"
 
 
 def test_response_shapes_are_what_kbatch_reads(stack, tokens):

@@ -5,6 +5,7 @@ made with her own login cookie, and by her browser session through the hub's OAu
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import time
 
@@ -12,7 +13,7 @@ import httpx
 import pytest
 
 from devstack.stack import DEMO_STORAGE
-from tests.helpers.e2e import browser, running_hub, running_stack
+from tests.helpers.e2e import browser, running_hub, running_stack, stack_objects
 
 pytestmark = pytest.mark.e2e
 
@@ -112,3 +113,112 @@ def test_a_browser_session_reaches_the_service_through_the_hubs_oauth(env):
         hops = [str(r.url) for r in resp.history]
         assert any("/hub/api/oauth2/authorize" in h for h in hops), hops
         assert client.cookies.get("jobs-token", path="/services/jobs/")
+
+
+def jobs_session(hub) -> tuple[httpx.Client, str]:
+    """alice's browser on the jobs page (through the hub's OAuth) and the page's XSRF token."""
+    client = browser(hub, "alice")
+    page = client.get(
+        f"{hub.public_url}/services/jobs/ui/",
+        headers={"Accept": "text/html", "Sec-Fetch-Mode": "navigate", "Sec-Fetch-Dest": "document"},
+    )
+    assert page.status_code == 200, page.text[:300]
+    assert page.headers["x-frame-options"] == "DENY" and page.headers["cache-control"] == "no-store"
+    found = re.search(r'<meta name="xsrf-token" content="([0-9a-f]+)">', page.text)
+    assert found, page.text[:500]
+    return client, found.group(1)
+
+
+def small_job(name: str) -> dict:
+    container = {"name": "job", "image": "python:3.11", "command": ["true"]}
+    spec = {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}
+    return {
+        "job": {"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": name}, "spec": spec}
+    }
+
+
+def test_the_login_cookie_acts_only_with_the_pages_xsrf_token_and_from_this_site(env):
+    """A page elsewhere (another site, or a user's server on this origin without the
+    token) cannot make alice's browser submit a job that runs with her identity."""
+    stack, hub = env
+    client, xsrf = jobs_session(hub)
+    api = f"{hub.public_url}/services/jobs/"
+    with contextlib.closing(client):
+        refused = {
+            "no token": client.post(api + "jobs/", json=small_job("csrf-a")),
+            "wrong token": client.post(
+                api + "jobs/", json=small_job("csrf-b"), headers={"X-XSRFToken": "0" * 40}
+            ),
+            "read without token": client.get(api + "jobs/", headers={"Accept": "application/json"}),
+            "cross-site": client.post(
+                api + "jobs/",
+                json=small_job("csrf-c"),
+                headers={"X-XSRFToken": xsrf, "Sec-Fetch-Site": "cross-site"},
+            ),
+            "other origin": client.post(
+                api + "jobs/",
+                json=small_job("csrf-d"),
+                headers={"X-XSRFToken": xsrf, "Origin": "https://evil.example"},
+            ),
+            "script reading the page": client.get(
+                api + "ui/", headers={"Sec-Fetch-Mode": "cors", "Sec-Fetch-Dest": "empty"}
+            ),
+        }
+        for label, resp in refused.items():
+            assert resp.status_code == 403, (label, resp.status_code, resp.text[:200])
+        # a body that is not declared JSON is never read as JSON (no preflight needed)
+        plain = client.post(
+            api + "jobs/",
+            content=json.dumps(small_job("csrf-e")),
+            headers={"X-XSRFToken": xsrf, "Content-Type": "text/plain"},
+        )
+        assert plain.status_code == 422, plain.text[:200]
+        jobs = stack_objects(stack, "batch/v1/jobs")
+        assert not [j for j in jobs if j["metadata"]["name"].startswith("csrf-")]
+        # the page's own requests work
+        ok = client.post(api + "jobs/", json=small_job("csrf-ok"), headers={"X-XSRFToken": xsrf})
+        assert ok.status_code == 201, ok.text[:300]
+        listed = client.get(api + "jobs/", headers={"X-XSRFToken": xsrf})
+        assert "csrf-ok" in {j["metadata"]["name"] for j in listed.json()["items"]}
+        assert client.delete(api + "jobs/csrf-ok", headers={"X-XSRFToken": xsrf}).status_code == 200
+
+
+def test_logout_ends_the_jobs_page_session_at_once(env):
+    _, hub = env
+    client, xsrf = jobs_session(hub)
+    api = f"{hub.public_url}/services/jobs/"
+    with contextlib.closing(client):
+        headers = {"X-XSRFToken": xsrf, "Accept": "application/json"}
+        assert client.get(api + "jobs/", headers=headers).status_code == 200
+        client.get(f"{hub.public_url}/hub/logout")
+        after = client.get(api + "jobs/", headers=headers)
+        assert after.status_code == 401, after.text[:200]
+
+
+def test_a_token_in_its_last_seconds_is_refreshed_by_the_hub_not_refused(env):
+    """A submission never gets a spurious "log in again" while the person's Keycloak
+    session is alive: the service has the hub refresh a token close to expiry first."""
+    stack, hub = env
+    kc = stack.keycloak
+    before = kc.call(kc.set_lifetimes)["access_token_lifespan"]
+    kc.call(kc.set_lifetimes, access_token_lifespan=40)
+    try:
+        with contextlib.closing(browser(hub, "alice")) as client:  # a new 40 s token
+            token = own_token(client, hub.public_url, "alice")
+
+        def refreshes() -> int:
+            return kc.call(kc.token_counts).get("refresh_token", {}).get("jupyterhub", 0)
+
+        counted = refreshes()
+        time.sleep(12)  # 28 s left: less than the 30 s the Vault login needs
+        with httpx.Client(
+            base_url=f"{hub.public_url}/services/jobs/",
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        ) as api:
+            resp = api.post("jobs/", json=small_job("fresh-token"))
+            assert resp.status_code == 201, resp.text[:300]
+            assert refreshes() == counted + 1
+            assert api.delete("jobs/fresh-token").status_code == 200
+    finally:
+        kc.call(kc.set_lifetimes, access_token_lifespan=before)

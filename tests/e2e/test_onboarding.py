@@ -554,3 +554,64 @@ def test_onboarding_reads_kv_metadata_only(env, capsys):
     assert all(
         k.startswith(("GET valeria/metadata/users/", "POST valeria/data/users/")) for k in kv
     ), kv
+
+
+def vault_root(env: Env, method: str, path: str, body: dict | None = None) -> httpx.Response:
+    return httpx.request(
+        method,
+        f"{env.vault.url}/v1/{path}",
+        json=body,
+        headers={"X-Vault-Token": env.vault.root_token},
+        timeout=10,
+    )
+
+
+def test_an_entity_with_policies_is_never_adopted(env, capsys):
+    """An entity named like the person but carrying policies (an admin's, say) must not
+    become that person's: linking their Keycloak login to it would hand them its rights."""
+    made = vault_root(
+        env, "POST", "identity/entity", {"name": "carol", "policies": ["vault-admin"]}
+    )
+    assert made.status_code == 200, made.text
+    entity_id = made.json()["data"]["id"]
+    code, out = run(capsys, "users", "onboard", "--from-csv", str(write_csv(env)), *env.flags())
+    assert code == 1 and "has policies (vault-admin)" in out
+    entity = vault_root(env, "GET", f"identity/entity/id/{entity_id}").json()["data"]
+    assert entity["aliases"] == [] and entity["policies"] == ["vault-admin"]
+    assert env.profile("alice").uid == USERS["alice"][0]  # the others were onboarded
+
+
+def test_one_uid_is_never_given_to_two_people_in_one_run(env, capsys):
+    clash = dict(USERS, bob=(USERS["alice"][0], 31002))
+    code, out = run(
+        capsys,
+        "users",
+        "onboard",
+        "--from-csv",
+        str(write_csv(env, clash)),
+        "--format",
+        "json",
+        *env.flags(),
+    )
+    assert code == 1
+    status = {u["username"]: (u["status"], u["reason"]) for u in json.loads(out)["users"]}
+    assert status["alice"][0] == "created" and status["carol"][0] == "created"
+    assert status["bob"] == (
+        "failed",
+        f"uid {USERS['alice'][0]} is given to 'alice' in this run already",
+    )
+    assert vault_root(env, "LIST", "identity/entity/name").json()["data"]["keys"].count("bob") == 0
+
+
+def test_check_says_cannot_verify_for_people_onboarded_by_other_means(env, capsys):
+    """Seed 003's policy cannot read KV metadata; a person provisioned by the original
+    Valeria script spawns fine, and check must not call them "NOT provisioned"."""
+    env.vault.call(
+        env.vault.provision_user, env.user_id("bob"), "bob", 21002, 31002, "AKOLDBOB", "old-bob"
+    )
+    assert env.profile("bob").uid == 21002  # what the spawner gets: they are provisioned
+    code, out = run(capsys, "users", "check", "bob", *env.flags())
+    assert code == 3, out
+    assert "bob: cannot verify" in out and "NOT provisioned" not in out
+    code, out = run(capsys, "users", "check", "bob", "--format", "json", *env.flags())
+    assert code == 3 and json.loads(out)["provisioned"] is None

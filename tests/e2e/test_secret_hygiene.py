@@ -78,7 +78,9 @@ def s3_secrets(stack) -> list[str]:
 @pytest.fixture(scope="module")
 def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("hygiene")
-    stack = DevStack(tmp / "state", kube_options={"strict_schema": True}, storage=STORAGE)
+    stack = DevStack(
+        tmp / "state", kube_options={"strict_schema": True}, storage=STORAGE, openshift=True
+    )
     with stack.serve_in_threads():
         kc = stack.keycloak
         kc.call(kc.update_client, "jupyterhub", secret=CLIENT_SECRET)

@@ -16,8 +16,7 @@ import httpx
 import pytest
 
 from devstack.hub import HubProcess, free_port
-from devstack.stack import DEMO_KUBE_TOKEN, DevStack
-from tests.helpers import REPO_ROOT
+from devstack.stack import DevStack
 from tests.helpers.auth_hub import login  # noqa: F401 - re-exported for the e2e tests
 
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
@@ -31,32 +30,24 @@ def require_root(what: str) -> None:
         pytest.skip(f"{what} needs root")
 
 
-OPENSHIFT = REPO_ROOT / "openshift"
-
-
-def deployment_tokens(namespace: str = "default") -> dict:
-    """RBAC for the stand-in: exactly what openshift/ grants the hub's service account.
-
-    The namespaced Role in the hub's namespace plus the ClusterRole of per-user
-    namespaces (the jobs service's default mode). Every end-to-end test that uses
-    :func:`running_stack` runs with these permissions and no more.
-    """
-    import yaml
-
-    def rules(name: str, kind: str) -> list[dict]:
-        template = yaml.safe_load((OPENSHIFT / name).read_text())
-        return next(o["rules"] for o in template["objects"] if o["kind"] == kind)
-
-    granted = [dict(r, namespaces=[namespace]) for r in rules("valeria-hub-template.yaml", "Role")]
-    granted += rules("rbac-user-namespaces.yaml", "ClusterRole")
-    user = f"system:serviceaccount:{namespace}:valeria-hub-hub"
-    return {DEMO_KUBE_TOKEN: {"user": user, "rules": granted}}
-
-
 @contextmanager
-def running_stack(tmp: Path, **kube_options) -> Iterator[DevStack]:
-    kube_options.setdefault("tokens", deployment_tokens())
-    stack = DevStack(tmp / "state", kube_options={"strict_schema": True, **kube_options})
+def running_stack(tmp: Path, *, openshift: bool = True, **kube_options) -> Iterator[DevStack]:
+    """The stand-ins, seeded; by default as OpenShift with what ``openshift/`` ships.
+
+    ``openshift=True``: the Kubernetes stand-in's OpenShift profile (SCC, owner-reference
+    and quota admission, RBAC from the store with escalation prevention), the templates
+    processed with the devstack's parameters and their ServiceAccount, Role, bindings,
+    ClusterRoles, SCC, NetworkPolicies, ConfigMap and Secret created, and the hub's token
+    mapped to the template's service account with no rules of its own: every call the hub
+    and the jobs service make is allowed by the shipped RBAC and admitted by the shipped
+    SCC, or the test fails. ``openshift=False``: plain Kubernetes (admin token unless
+    ``tokens`` are given).
+    """
+    stack = DevStack(
+        tmp / "state",
+        kube_options={"strict_schema": True, **kube_options},
+        openshift=openshift,
+    )
     with stack.serve_in_threads():
         yield stack
 

@@ -460,3 +460,24 @@ async def test_username_claim_and_no_userinfo(kc, authenticator):
 def test_auth_state_cannot_be_disabled():
     with pytest.raises(Exception, match="enable_auth_state"):
         KeycloakAuthenticator(enable_auth_state=False)
+
+
+def test_tokens_obtained_before_the_session_ended_are_never_stored_again():
+    from types import SimpleNamespace
+
+    from valeria_hub.auth.state import keep_ended_session
+
+    refreshed = {"access_token": "new", "refresh_token": "r2", "obtained_at": 100.0}
+    ended = {"access_token": None, "refresh_token": None, "ended_at": 105.0}
+    auth = SimpleNamespace(session_ended_at={})
+    model = {"name": "alice", "auth_state": refreshed}
+    kept = keep_ended_session(auth, model, ended)
+    assert kept["access_token"] is None and kept["refresh_token"] is None
+    # JupyterHub read "existing" before the logout saved: the authenticator's record decides
+    auth.session_ended_at["alice"] = 105.0
+    kept = keep_ended_session(auth, model, dict(refreshed))
+    assert kept["access_token"] is None and kept["ended_at"] == 105.0
+    # a new login after the logout wins
+    login = {"access_token": "login", "obtained_at": 110.0}
+    assert keep_ended_session(auth, {"name": "alice", "auth_state": login}, ended) == login
+    assert keep_ended_session(SimpleNamespace(), {"name": "bob", "auth_state": None}, None) is None

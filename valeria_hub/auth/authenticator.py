@@ -37,6 +37,7 @@ from .oidc import (
 from .state import (
     access_token_valid,
     auth_state_layout,
+    keep_ended_session,
     needs_refresh,
     refresh_token_usable,
     without_tokens,
@@ -86,6 +87,10 @@ class KeycloakAuthenticator(GenericOAuthenticator):
         "Keycloak's new keys are found at most this late; a caller sending made-up key ids "
         "cannot make the hub fetch the keys on every request.",
     )
+
+    @default("reconcile_auth_state_hook")
+    def _reconcile_default(self) -> Any:
+        return keep_ended_session
 
     @default("login_service")
     def _login_service_default(self) -> str:
@@ -195,6 +200,9 @@ class KeycloakAuthenticator(GenericOAuthenticator):
     # -- state -------------------------------------------------------------------------
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
+        # when each person's hub session last ended (logout, back-channel logout): tokens
+        # obtained before that are never stored again (state.keep_ended_session)
+        self.session_ended_at: dict[str, float] = {}
         self._realm: RealmClient | None = None
         self._refresh_locks = KeyedLocks()
         self._replays = ReplayCache()
@@ -275,6 +283,7 @@ class KeycloakAuthenticator(GenericOAuthenticator):
             (r"/login", handlers.KeycloakPageLoginHandler),
             *super().get_handlers(app),
             (self.backchannel_logout_path, handlers.BackchannelLogoutHandler),
+            (handlers.FRESH_TOKENS_PATH, handlers.FreshTokensHandler),
         ]
 
     def post_logout_url(self, handler: Any) -> str:
@@ -360,6 +369,23 @@ class KeycloakAuthenticator(GenericOAuthenticator):
             setattr(handler, handlers.PROBLEM_ATTR, problem)
             return False
         raise problem
+
+    async def fresh_tokens(self, user: Any, min_validity: float) -> Any:
+        """Make the user's access token valid for ``min_validity`` more seconds, refreshing
+        it if needed (one refresh per user, like every refresh); the same answers as
+        :meth:`refresh_user`. For services that act with the person's token (the jobs
+        service's Vault login), so that they never see a token about to expire."""
+        async with self._refresh_locks.hold(user.name):
+            state = await user.get_auth_state()
+            if not state or not state.get("access_token"):
+                return False
+            now = time.time()
+            margin = max(self.refresh_margin, min_validity)
+            if not needs_refresh({**state, "obtained_at": None}, margin, now):
+                return True
+            if not refresh_token_usable(state, now):
+                return False
+            return await self._refresh(user, None, state, now)
 
     async def refresh_user(self, user: Any, handler: Any = None, **kwargs: Any) -> Any:
         """Refresh tokens that expire within ``refresh_margin``; one refresh per user.
@@ -453,14 +479,21 @@ class KeycloakAuthenticator(GenericOAuthenticator):
 
     # -- logout -----------------------------------------------------------------------
     async def forget_tokens(self, user: Any) -> str | None:
-        """Drop a user's tokens at logout; return the ID token for the logout hint."""
-        state = await user.get_auth_state()
-        if not state:
-            return None
-        if state.get("sid"):
-            self._sessions.pop(state["sid"], None)
-        await user.save_auth_state(without_tokens(state))
-        return state.get("id_token")
+        """Drop a user's tokens at logout; return the ID token for the logout hint.
+
+        Under the user's refresh lock: a refresh in flight finishes first, then its
+        tokens go too (and JupyterHub's later save of them is refused by
+        ``keep_ended_session``).
+        """
+        async with self._refresh_locks.hold(user.name):
+            self.session_ended_at[user.name] = time.time()
+            state = await user.get_auth_state()
+            if not state:
+                return None
+            if state.get("sid"):
+                self._sessions.pop(state["sid"], None)
+            await user.save_auth_state(without_tokens(state))
+            return state.get("id_token")
 
     async def verify_logout_token(self, token: str) -> dict[str, Any]:
         """Claims of a genuine, recent, unreplayed back-channel logout token."""
@@ -492,10 +525,13 @@ class KeycloakAuthenticator(GenericOAuthenticator):
     async def end_sessions(self, handler: Any, claims: dict[str, Any]) -> list[str]:
         """End the hub sessions of a Keycloak session: cookies, tokens, auth_state."""
         ended = []
-        for user, state in await self._users_for(handler, claims):
-            if state.get("sid"):
-                self._sessions.pop(state["sid"], None)
-            await user.save_auth_state(without_tokens(state))
+        for user, _ in await self._users_for(handler, claims):
+            async with self._refresh_locks.hold(user.name):  # see forget_tokens
+                self.session_ended_at[user.name] = time.time()
+                state = await user.get_auth_state() or {}
+                if state.get("sid"):
+                    self._sessions.pop(state["sid"], None)
+                await user.save_auth_state(without_tokens(state))
             # a new cookie id makes every hub login cookie of this user invalid
             user.orm_user.cookie_id = new_token()
             for token in handler.db.query(orm.APIToken).filter(

@@ -10,8 +10,10 @@ from html import escape
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
+from jupyterhub.apihandlers import APIHandler
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LoginHandler
+from jupyterhub.scopes import needs_scope
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
 
@@ -192,3 +194,46 @@ class BackchannelLogoutHandler(BaseHandler):
             "Back-channel logout ended the hub session of %s", ", ".join(ended) or "nobody"
         )
         self._answer(200)
+
+
+FRESH_TOKENS_PATH = r"/api/valeria/users/([^/]+)/fresh-tokens"
+
+
+class FreshTokensHandler(APIHandler):
+    """``POST /hub/api/valeria/users/NAME/fresh-tokens?min_validity=S``: the person's
+    access token, refreshed first when it expires within S seconds.
+
+    For a service holding ``admin:auth_state`` (it may read the tokens anyway): the jobs
+    service calls it before logging in to Vault with the person's token, so a job
+    submission never meets a token in its last seconds. 401 when only a new login helps.
+    """
+
+    @needs_scope("admin:auth_state")
+    async def post(self, user_name: str) -> None:
+        user = self.find_user(user_name)
+        if user is None:
+            raise web.HTTPError(404)
+        try:
+            min_validity = float(self.get_argument("min_validity", "30"))
+        except ValueError:
+            raise web.HTTPError(400, "min_validity must be a number of seconds") from None
+        if not 0 <= min_validity <= 3600:
+            raise web.HTTPError(400, "min_validity must be between 0 and 3600 seconds")
+        authenticator: KeycloakAuthenticator = self.authenticator
+        try:
+            result = await authenticator.fresh_tokens(user, min_validity)
+        except AuthProblem as e:
+            raise web.HTTPError(503, e.jupyterhub_message) from None
+        if result is False:
+            raise web.HTTPError(401, "the person must log in again")
+        if isinstance(result, dict):
+            await self.auth_to_user(result, user)  # roles and groups from the new token
+        state = await user.get_auth_state() or {}
+        self.write(
+            json.dumps(
+                {
+                    "access_token": state.get("access_token"),
+                    "access_token_expires_at": state.get("access_token_expires_at"),
+                }
+            )
+        )

@@ -97,12 +97,43 @@ def auth_state_layout(
     }
 
 
-def without_tokens(auth_state: Mapping[str, Any] | None) -> dict[str, Any] | None:
-    """The auth_state with every token removed: the session is over, the claims stay."""
+def without_tokens(
+    auth_state: Mapping[str, Any] | None, now: float | None = None
+) -> dict[str, Any] | None:
+    """The auth_state with every token removed: the session is over, the claims stay.
+
+    ``ended_at`` records when, so that tokens obtained before that moment (a refresh
+    that was in flight) are never stored again (:func:`keep_ended_session`).
+    """
     if auth_state is None:
         return None
     state = dict(auth_state)
     for key in ("access_token", "refresh_token", "id_token", "token_response"):
         state[key] = None
     state["access_token_expires_at"] = state["refresh_token_expires_at"] = None
+    state["ended_at"] = time.time() if now is None else now
     return state
+
+
+def keep_ended_session(
+    authenticator: Any, auth_model: Mapping[str, Any], existing: Mapping[str, Any] | None
+) -> dict[str, Any] | None:
+    """JupyterHub's ``reconcile_auth_state_hook``: the auth_state to store after a login
+    or refresh. Tokens obtained before the session ended (a logout or back-channel
+    logout while a refresh was in flight) are dropped; a new login is newer and wins.
+
+    JupyterHub reads ``existing`` before it saves, so a logout can slip in between: the
+    authenticator's own record of when each person's session ended
+    (``session_ended_at``, set under the refresh lock) is consulted too.
+    """
+    new = auth_model.get("auth_state")
+    if not new:
+        return dict(new) if new is not None else None
+    ends = [getattr(authenticator, "session_ended_at", {}).get(auth_model.get("name"))]
+    if existing and not existing.get("access_token"):
+        ends.append(existing.get("ended_at"))
+    ended = max((float(t) for t in ends if t is not None), default=None)
+    obtained = new.get("obtained_at")
+    if ended is not None and obtained is not None and float(obtained) <= ended:
+        return without_tokens(new, now=ended)
+    return dict(new)

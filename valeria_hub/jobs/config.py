@@ -13,6 +13,7 @@ are set on the command line (``--JobsServiceApp.namespace_mode=shared``) or in a
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import os
@@ -34,6 +35,7 @@ from traitlets import (
 )
 from traitlets.config import Application, Config
 
+from ..names import DNS_LABEL
 from ..storage import StorageLayout
 from ..vault import VaultIdentity
 from .hub_service import SHARED_CONFIG_VARIABLE, SHARED_SECTIONS
@@ -42,21 +44,25 @@ from .naming import InvalidName, check_shared_namespace, user_namespace
 from .policy import Rules
 from .profiles import parse_profiles
 from .settings import JobsSettings, Namespaces
-from .upload import UNPACK_SCRIPT
+from .upload import CodeLimits, unpack_command
 
+# ephemeral-storage (the container's writable layer, logs and emptyDirs, the code
+# directory among them) is requested so the scheduler counts it, and limited so one job
+# cannot fill a node's disk; requests stay at or under limits, as a ResourceQuota on
+# ephemeral storage would require
 DEFAULT_PROFILES = {
     "small": {
-        "description": "1 CPU, 2 GiB",
+        "description": "1 CPU, 2 GiB, 2 GiB disk",
         "resources": {
-            "requests": {"cpu": "250m", "memory": "2Gi"},
-            "limits": {"cpu": "1", "memory": "2Gi"},
+            "requests": {"cpu": "250m", "memory": "2Gi", "ephemeral-storage": "1Gi"},
+            "limits": {"cpu": "1", "memory": "2Gi", "ephemeral-storage": "2Gi"},
         },
     },
     "medium": {
-        "description": "2 CPU, 8 GiB",
+        "description": "2 CPU, 8 GiB, 10 GiB disk",
         "resources": {
-            "requests": {"cpu": "1", "memory": "8Gi"},
-            "limits": {"cpu": "2", "memory": "8Gi"},
+            "requests": {"cpu": "1", "memory": "8Gi", "ephemeral-storage": "2Gi"},
+            "limits": {"cpu": "2", "memory": "8Gi", "ephemeral-storage": "10Gi"},
         },
     },
 }
@@ -106,6 +112,12 @@ class JobsServiceApp(Application):
         help="The hub's OAuth authorize URL as a browser reaches it; default "
         "JUPYTERHUB_HOST + JUPYTERHUB_BASE_URL + 'hub/api/oauth2/authorize'.",
     )
+    public_url = Unicode(
+        "",
+        config=True,
+        help="The hub's public URL (JUPYTERHUB_PUBLIC_URL of the hub); when it is https the "
+        "service's cookies carry Secure whatever scheme the proxies report.",
+    )
     hub_timeout = Float(10.0, config=True, help="Seconds allowed for each hub API call.")
     user_cache_ttl = Float(
         30.0, config=True, help="Seconds a token's owner is cached (failures never are)."
@@ -131,6 +143,28 @@ class JobsServiceApp(Application):
     kube_timeout = Float(10.0, config=True, help="Seconds allowed for each Kubernetes call.")
     log_idle_timeout = Float(
         300.0, config=True, help="A followed log stream ends after this many silent seconds."
+    )
+    max_log_streams_per_user = Integer(
+        4,
+        min=1,
+        config=True,
+        help="Most logs one person may follow (stream) at once; one more gets 429 with "
+        "Retry-After, so nobody can take the service's streams for themselves.",
+    )
+    max_log_streams = Integer(
+        64,
+        min=1,
+        config=True,
+        help="Most logs the service follows at once, everybody together; one more gets "
+        "429. Streams have their own connection pool to Kubernetes, so they never take "
+        "the connections of the service's other calls.",
+    )
+    log_stream_max_seconds = Float(
+        3600.0,
+        min=1.0,
+        config=True,
+        help="A followed log ends after this many seconds with a last line saying so (the "
+        "client may follow again), so no stream holds a slot for ever.",
     )
     namespace_mode = Enum(
         ["per-user", "shared"],
@@ -167,6 +201,33 @@ class JobsServiceApp(Application):
         help="Private CIDRs jobs may still reach (e.g. the S3 endpoint); the rest of the "
         "private ranges are closed by the per-user NetworkPolicy.",
     )
+    egress_deny_cidrs = List(
+        Unicode(),
+        config=True,
+        help="CIDRs closed to jobs beside the private ranges: the NFS server (the kubelet "
+        "mounts it from the node, pods never need it) and internal networks on public "
+        "addresses.",
+    )
+    namespace_role = Unicode(
+        "valeria-hub-user-namespace",
+        config=True,
+        help="ClusterRole the service binds to its own service_account in each per-user "
+        "namespace it makes (openshift/rbac-user-namespaces.yaml).",
+    )
+    service_account = Unicode(
+        "",
+        config=True,
+        help="The service's own ServiceAccount, NAMESPACE:NAME or NAME (in the service's "
+        "namespace); per-user namespaces bind namespace_role to it. Empty: bind nothing "
+        "(the service's rights there come from elsewhere).",
+    )
+    pod_scc_role = Unicode(
+        "valeria-notebook-scc",
+        config=True,
+        help="ClusterRole granting `use` of the notebook SCC (openshift/scc-notebook.yaml), "
+        "bound in each per-user namespace to the 'default' account job pods run under; "
+        "empty: none.",
+    )
 
     # -- what jobs may be -------------------------------------------------------------------
     profiles = Dict(
@@ -201,6 +262,23 @@ class JobsServiceApp(Application):
         config=True,
         help="Largest uploaded zip (decoded bytes); a ConfigMap holds at most 1 MiB.",
     )
+    code_max_unpacked_bytes = Integer(
+        64 * 1024 * 1024,
+        config=True,
+        help="Most bytes an uploaded zip may unpack to, counted as its members are really "
+        "inflated (never from its headers), by the service and again by the init container; "
+        "also the sizeLimit of the code volume.",
+    )
+    code_max_members = Integer(
+        2000, config=True, help="Most members (files and directories) in an uploaded zip."
+    )
+    code_check_seconds = Float(
+        5.0,
+        config=True,
+        help="CPU seconds the service may spend checking an uploaded zip, in a separate "
+        "process (killed if it has not answered after twice this time plus 2 s); a slower "
+        "archive is refused.",
+    )
     max_body_bytes = Integer(
         0,
         config=True,
@@ -214,9 +292,11 @@ class JobsServiceApp(Application):
     code_dir = Unicode("/code", config=True, help="Working directory the code is unpacked into.")
     unpack_command = List(
         Unicode(),
-        ["python3", "-c", UNPACK_SCRIPT],
+        [],
         config=True,
-        help="Init container command that unpacks the zip; ZIP and DEST are appended.",
+        help="Init container command that unpacks the zip; ZIP and DEST are appended. "
+        "Empty: python3 running the built-in script, which enforces code_max_unpacked_bytes "
+        "and code_max_members, refuses links, '..' and compression other than deflate.",
     )
     unpack_image = Unicode(
         "", config=True, help="Image of the unpacking init container; default: the job's."
@@ -300,6 +380,29 @@ class JobsServiceApp(Application):
             raise TraitError(str(e)) from None
         return proposal["value"]
 
+    @validate("code_max_unpacked_bytes", "code_max_members", "code_check_seconds")
+    def _v_code_limits(self, proposal: dict[str, Any]) -> float:
+        if not 0 < proposal["value"] < float("inf"):  # NaN too
+            raise TraitError(f"{proposal['trait'].name} must be a positive finite number")
+        return proposal["value"]
+
+    @validate("egress_allow_cidrs", "egress_deny_cidrs")
+    def _v_cidrs(self, proposal: dict[str, Any]) -> list:
+        for value in proposal["value"]:
+            try:
+                ipaddress.ip_network(value)
+            except ValueError:
+                raise TraitError(f"{proposal['trait'].name}: {value!r} is not a CIDR") from None
+        return proposal["value"]
+
+    @validate("service_account")
+    def _v_service_account(self, proposal: dict[str, Any]) -> str:
+        try:
+            service_account(proposal["value"])
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+        return proposal["value"]
+
     @validate("extra_env")
     def _v_extra_env(self, proposal: dict[str, Any]) -> dict:
         try:
@@ -329,8 +432,17 @@ class JobsServiceApp(Application):
             max_containers=self.max_containers,
             allowed_images=tuple(self.allowed_images),
             code_dir=self.code_dir,
-            unpack_command=tuple(self.unpack_command),
+            code_max_unpacked_bytes=self.code_max_unpacked_bytes,
+            unpack_command=tuple(self.unpack_command) or unpack_command(self.code_limits()),
             unpack_image=self.unpack_image,
+        )
+
+    def code_limits(self) -> CodeLimits:
+        return CodeLimits(
+            max_bytes=self.code_max_bytes,
+            max_unpacked_bytes=self.code_max_unpacked_bytes,
+            max_members=self.code_max_members,
+            check_seconds=self.code_check_seconds,
         )
 
     def settings(self) -> JobsSettings:
@@ -341,6 +453,10 @@ class JobsServiceApp(Application):
             shared=self.shared_namespace,
             quota={k: str(v) for k, v in self.namespace_quota.items()},
             egress_allow_cidrs=tuple(self.egress_allow_cidrs),
+            egress_deny_cidrs=tuple(self.egress_deny_cidrs),
+            service_role=self.namespace_role,
+            service_account=service_account(self.service_account),
+            pod_scc_role=self.pod_scc_role,
         )
         if namespaces.mode == "shared" and namespaces.shared:
             check_shared_namespace(namespaces.shared)
@@ -349,6 +465,7 @@ class JobsServiceApp(Application):
             service_name=self.service_name,
             hub_api_url=self.hub_api_url,
             hub_api_token=self.hub_api_token,
+            public_url=self.public_url,
             oauth_client_id=self.oauth_client_id,
             oauth_callback_url=self.oauth_callback_url,
             hub_authorize_url=self.hub_authorize_url,
@@ -360,10 +477,14 @@ class JobsServiceApp(Application):
             kubeconfig=self.kubeconfig,
             kube_timeout=self.kube_timeout,
             log_idle_timeout=self.log_idle_timeout,
+            max_log_streams_per_user=self.max_log_streams_per_user,
+            max_log_streams=self.max_log_streams,
+            log_stream_max_seconds=self.log_stream_max_seconds,
             namespaces=namespaces,
             rules=self.rules(),
             extra_env=parse_extra_env(self.extra_env),
             code_max_bytes=self.code_max_bytes,
+            code_limits=self.code_limits(),
             body_limit=self.body_limit(),
             layout=self.storage.layout(),
         )
@@ -391,6 +512,20 @@ class JobsServiceApp(Application):
             log_level=logging.getLevelName(self.log.getEffectiveLevel()).lower(),
             proxy_headers=True,
         )
+
+
+def service_account(value: str) -> tuple[str, str] | None:
+    """``NAMESPACE:NAME``, ``system:serviceaccount:NAMESPACE:NAME`` or ``NAME`` (namespace
+    "": the service's own) -> the pair; None for ""; ValueError for anything that cannot
+    name a ServiceAccount."""
+    value = value.strip().removeprefix("system:serviceaccount:")
+    if not value:
+        return None
+    namespace, colon, name = value.rpartition(":")
+    for part in (namespace, name) if colon else (name,):
+        if len(part) > 63 or not DNS_LABEL.fullmatch(part):
+            raise ValueError(f"service_account {value!r} is not NAMESPACE:NAME or NAME")
+    return namespace, name
 
 
 def shared_sections_config(text: str) -> Config:

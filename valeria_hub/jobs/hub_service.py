@@ -48,11 +48,21 @@ def service_command(s: Settings, python: str) -> list[str]:
         "-m",
         "valeria_hub.jobs",
         f"--JobsServiceApp.namespace_mode={s.jobs_namespace_mode}",
+        f"--JobsServiceApp.public_url={s.public_url}",
     ]
     if s.jobs_namespace_mode == "shared" and s.namespace:
         cmd.append(f"--JobsServiceApp.shared_namespace={s.namespace}")
     if s.jobs_public_profiles:
         cmd.append("--JobsServiceApp.public_profiles=True")
+    if s.service_account:
+        account = f"{s.namespace}:{s.service_account}" if s.namespace else s.service_account
+        cmd.append(f"--JobsServiceApp.service_account={account}")
+    if s.jobs_namespace_role:
+        cmd.append(f"--JobsServiceApp.namespace_role={s.jobs_namespace_role}")
+    if s.jobs_pod_scc_role:
+        cmd.append(f"--JobsServiceApp.pod_scc_role={s.jobs_pod_scc_role}")
+    cmd += [f"--JobsServiceApp.egress_allow_cidrs={c}" for c in s.jobs_egress_allow_cidrs]
+    cmd += [f"--JobsServiceApp.egress_deny_cidrs={c}" for c in s.jobs_egress_deny_cidrs]
     return cmd
 
 

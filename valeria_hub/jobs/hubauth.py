@@ -9,6 +9,8 @@ any hub token. Browsers without credentials are sent to the hub's authorize page
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import secrets
 import urllib.parse
 from typing import Annotated, Any
@@ -60,10 +62,76 @@ def wants_html(request: Request) -> bool:
     return request.method == "GET" and "text/html" in request.headers.get("accept", "")
 
 
-async def token_owner(hub: HubAPI, token: str) -> dict[str, Any] | None:
+XSRF_HEADER = "X-XSRFToken"
+
+
+def xsrf_token(key: bytes, session_token: str) -> str:
+    """The XSRF token of one browser session: only the service (which holds ``key``) can
+    make it, and only its own page hands it out (in a meta tag)."""
+    return hmac.new(key, session_token.encode(), hashlib.sha256).hexdigest()[:40]
+
+
+def cross_site(request: Request) -> str | None:
+    """Why a cookie-authenticated request looks cross-site, or None.
+
+    Browsers say where a request comes from (``Sec-Fetch-Site``, ``Origin``); another
+    site's page must never act with the person's cookie. Same site but another origin
+    (another subdomain) is refused too.
+    """
+    site = request.headers.get("sec-fetch-site")
+    if site and site not in ("same-origin", "none"):
+        return f"Sec-Fetch-Site is {site!r}"
+    origin = request.headers.get("origin")
+    if origin and origin != "null":
+        own = request.headers.get("host", "")
+        if urllib.parse.urlsplit(origin).netloc != own:
+            return f"Origin {origin!r} is not this site"
+    elif origin == "null":
+        return "Origin is 'null'"
+    return None
+
+
+def page_load(request: Request) -> bool:
+    """A top-level page load (the person opened the page), not a script's request.
+
+    Browsers send ``Sec-Fetch-Mode``/``Sec-Fetch-Dest`` on secure origins; without them
+    (plain http, old clients) a GET asking for HTML counts.
+    """
+    if request.method != "GET":
+        return False
+    mode, dest = request.headers.get("sec-fetch-mode"), request.headers.get("sec-fetch-dest")
+    if mode is not None or dest is not None:
+        return mode == "navigate" and dest in ("document", None)
+    return wants_html(request)
+
+
+def secure_cookies(request: Request, public_url: str) -> bool:
+    """Cookies carry Secure when the hub's public URL is https, whatever scheme the proxy
+    chain reports (an edge route may forward plain http)."""
+    return public_url.startswith("https://") or request.url.scheme == "https"
+
+
+def check_xsrf(request: Request, key: bytes, session_token: str) -> None:
+    """403 unless a cookie-authenticated request is same-site and, when it is not a page
+    load, carries the session's XSRF token in the X-XSRFToken header."""
+    why = cross_site(request)
+    if why is not None:
+        raise HTTPException(403, f"cross-site request refused ({why})")
+    if page_load(request):
+        return
+    sent = request.headers.get(XSRF_HEADER, "")
+    if not sent or not hmac.compare_digest(sent, xsrf_token(key, session_token)):
+        raise HTTPException(
+            403,
+            f"a request authenticated by the login cookie needs the {XSRF_HEADER} header "
+            "of the jobs page; reload the page (scripts and tools use a token instead)",
+        )
+
+
+async def token_owner(hub: HubAPI, token: str, cached: bool = True) -> dict[str, Any] | None:
     """The hub's model of the token's owner, None if refused; 503 if the hub is down."""
     try:
-        return await hub.user_for_token(token)
+        return await hub.user_for_token(token, cached=cached)
     except HubUnavailable as e:
         raise HTTPException(503, f"cannot check the token: {e}") from None
 
@@ -76,6 +144,8 @@ async def current_user(request: Request, ctx: Ctx) -> HubUser:
     from_cookie = False
     if token is None and request.cookies.get(token_cookie):
         token, from_cookie = request.cookies[token_cookie], True
+    if from_cookie:
+        check_xsrf(request, settings.xsrf_key, token)
     if token is None:
         if wants_html(request):
             raise LoginRedirect(str(request.url.path))
@@ -84,7 +154,8 @@ async def current_user(request: Request, ctx: Ctx) -> HubUser:
             "a JupyterHub API token is required (Authorization: token ...)",
             headers={"WWW-Authenticate": "token"},
         )
-    model = await token_owner(hub, token)
+    # a login cookie's token is checked with the hub every time: logout ends it at once
+    model = await token_owner(hub, token, cached=not from_cookie)
     if model is None:
         if from_cookie and wants_html(request):
             raise LoginRedirect(str(request.url.path))
@@ -120,7 +191,7 @@ def authorize_redirect(request: Request, next_url: str) -> RedirectResponse:
         }
     )
     resp = RedirectResponse(f"{settings.hub_authorize_url}?{query}", status_code=302)
-    secure = request.url.scheme == "https"
+    secure = secure_cookies(request, settings.public_url)
     prefix = settings.prefix
     for name, value in ((state_cookie, state), (next_cookie, safe_next(next_url, prefix))):
         resp.set_cookie(
@@ -150,7 +221,7 @@ async def oauth_callback(
         raise HTTPException(503, f"cannot complete the login: {e}") from None
     target = safe_next(request.cookies.get(next_cookie), settings.prefix)
     resp = RedirectResponse(target, status_code=302)
-    secure = request.url.scheme == "https"
+    secure = secure_cookies(request, settings.public_url)
     resp.set_cookie(
         token_cookie, token, path=settings.prefix, httponly=True, secure=secure, samesite="lax"
     )

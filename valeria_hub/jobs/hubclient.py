@@ -92,19 +92,41 @@ class HubAPI:
         except httpx.HTTPError as e:
             raise HubUnavailable(f"the hub is unreachable ({type(e).__name__})") from None
 
-    async def user_for_token(self, token: str) -> dict[str, Any] | None:
-        """The hub's model of the token's owner (with ``scopes``); None if refused."""
-        cached = self.cache.get(token)
-        if cached is not None:
-            return cached
+    async def user_for_token(self, token: str, *, cached: bool = True) -> dict[str, Any] | None:
+        """The hub's model of the token's owner (with ``scopes``); None if refused.
+
+        ``cached=False`` always asks the hub: a browser session's token is deleted by the
+        hub at logout, and the page must stop answering at once.
+        """
+        known = self.cache.get(token) if cached else None
+        if known is not None:
+            return known
         resp = await self._call("GET", "/user", headers={"Authorization": f"token {token}"})
         if resp.status_code in (401, 403, 404):
             return None
         if resp.status_code != 200:
             raise HubUnavailable(f"the hub answered HTTP {resp.status_code}")
         model = resp.json()
-        self.cache.put(token, model)
+        if cached:
+            self.cache.put(token, model)
         return model
+
+    async def fresh_tokens(self, name: str, min_validity: float) -> dict[str, Any] | None:
+        """Have the hub refresh the person's Keycloak tokens if they expire within
+        ``min_validity`` seconds (KeycloakAuthenticator's fresh-tokens endpoint); the
+        current access token and its expiry, or None when only a new login helps."""
+        quoted = urllib.parse.quote(name, safe="")
+        resp = await self._call(
+            "POST",
+            f"/valeria/users/{quoted}/fresh-tokens",
+            params={"min_validity": str(min_validity)},
+            headers={"Authorization": f"token {self._token}"},
+        )
+        if resp.status_code in (401, 404):  # login over, or a hub that cannot refresh
+            return None
+        if resp.status_code != 200:
+            raise HubUnavailable(f"the hub answered HTTP {resp.status_code} to a token refresh")
+        return resp.json()
 
     async def user_model(self, name: str) -> dict[str, Any]:
         """``GET /users/NAME`` with the service's token: includes ``auth_state``."""

@@ -6,9 +6,9 @@ is what kbatch reads; callers check ownership on those dicts.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -54,18 +54,31 @@ def _incluster_namespace() -> str | None:
 
 
 class Kube:
-    """Typed API objects over one ApiClient; every call carries ``timeout``."""
+    """Typed API objects over one ApiClient; every call carries ``timeout``.
 
-    def __init__(self, api_client: client.ApiClient, timeout: float = 10.0) -> None:
+    Followed logs go through a second ApiClient with its own connection pool
+    (``stream_pool_size`` connections, 0: no limit; the logs router caps how many streams
+    are open): a stream holds its connection for as long as it follows, and on the
+    shared pool enough of them would leave every other call waiting for a connection.
+    """
+
+    def __init__(
+        self, api_client: client.ApiClient, timeout: float = 10.0, stream_pool_size: int = 0
+    ) -> None:
         self.api_client = api_client
         self.timeout = timeout
+        self.stream_pool_size = stream_pool_size
+        self._stream_client: client.ApiClient | None = None
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.net = client.NetworkingV1Api(api_client)
+        self.rbac = client.RbacAuthorizationV1Api(api_client)
         self.default_namespace = "default"
 
     @classmethod
-    async def connect(cls, kubeconfig: str = "", timeout: float = 10.0) -> Kube:
+    async def connect(
+        cls, kubeconfig: str = "", timeout: float = 10.0, stream_pool_size: int = 0
+    ) -> Kube:
         """From a kubeconfig file, else from the in-cluster service account."""
         cfg = client.Configuration()
         namespace = None
@@ -78,12 +91,24 @@ class Kube:
         else:
             config.load_incluster_config(client_configuration=cfg)
             namespace = _incluster_namespace()
-        kube = cls(client.ApiClient(configuration=cfg), timeout)
+        kube = cls(client.ApiClient(configuration=cfg), timeout, stream_pool_size)
         kube.default_namespace = namespace or "default"
         return kube
 
     async def close(self) -> None:
         await self.api_client.close()
+        if self._stream_client is not None:
+            await self._stream_client.close()
+
+    def _streams(self) -> client.CoreV1Api:
+        """The log streams' own client (made on first use, inside the running loop)."""
+        if self._stream_client is None:
+            # a copy: same server and credentials (the in-cluster token hook refreshes
+            # copies too), its own pool size
+            cfg = copy.deepcopy(self.api_client.configuration)
+            cfg.connection_pool_maxsize = self.stream_pool_size
+            self._stream_client = client.ApiClient(configuration=cfg)
+        return client.CoreV1Api(self._stream_client)
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -121,10 +146,27 @@ class Kube:
     async def create_namespace(self, body: dict[str, Any]) -> None:
         await self._call(self.core.create_namespace, body)
 
+    async def _unless_no_namespace(self, namespace: str, e: KubeError) -> KubeError:
+        """A 403 in a namespace that does not exist (yet) as the 404 it stands for.
+
+        The hub's account has rights only in the namespaces it has made and bound, so
+        reading a person's jobs before their namespace exists is refused (403), not
+        answered "not found". Only when a look at the namespace says it is missing; any
+        other 403 stays one.
+        """
+        if e.status != 403:
+            return e
+        try:
+            missing = await self.read_namespace(namespace) is None
+        except KubeError:
+            return e
+        return KubeError(404, f'namespaces "{namespace}" not found', "NotFound") if missing else e
+
     async def create_if_missing(self, kind: str, namespace: str, body: dict[str, Any]) -> None:
         fn = {
             "NetworkPolicy": self.net.create_namespaced_network_policy,
             "ResourceQuota": self.core.create_namespaced_resource_quota,
+            "RoleBinding": self.rbac.create_namespaced_role_binding,
         }[kind]
         try:
             await self._call(fn, namespace, body)
@@ -138,13 +180,6 @@ class Kube:
 
     async def create_configmap(self, namespace: str, body: dict[str, Any]) -> None:
         await self._call(self.core.create_namespaced_config_map, namespace, body)
-
-    async def set_owner(self, kind: str, namespace: str, name: str, owner: dict) -> None:
-        fn = {
-            "Secret": self.core.patch_namespaced_secret,
-            "ConfigMap": self.core.patch_namespaced_config_map,
-        }[kind]
-        await self._call(fn, name, namespace, {"metadata": {"ownerReferences": [owner]}})
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         """Delete, background propagation; a missing object is fine."""
@@ -176,7 +211,7 @@ class Kube:
         try:
             return iso_datetimes((await self._call(fn, name, namespace)).to_dict())
         except KubeError as e:
-            if e.status == 404:
+            if (await self._unless_no_namespace(namespace, e)).status == 404:
                 return None
             raise
 
@@ -185,7 +220,10 @@ class Kube:
             self.batch.list_namespaced_job if kind == "Job" else self.batch.list_namespaced_cron_job
         )
         type_name = "V1JobList" if kind == "Job" else "V1CronJobList"
-        return await self._raw(fn, type_name, namespace, label_selector=selector)
+        try:
+            return await self._raw(fn, type_name, namespace, label_selector=selector)
+        except KubeError as e:
+            raise await self._unless_no_namespace(namespace, e) from None
 
     async def delete_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         fn = (
@@ -198,9 +236,12 @@ class Kube:
 
     # -- pods and logs ------------------------------------------------------------------------
     async def list_pods(self, namespace: str, selector: str) -> dict[str, Any]:
-        return await self._raw(
-            self.core.list_namespaced_pod, "V1PodList", namespace, label_selector=selector
-        )
+        try:
+            return await self._raw(
+                self.core.list_namespaced_pod, "V1PodList", namespace, label_selector=selector
+            )
+        except KubeError as e:
+            raise await self._unless_no_namespace(namespace, e) from None
 
     async def read_pod(self, namespace: str, name: str) -> dict[str, Any] | None:
         try:
@@ -208,7 +249,7 @@ class Kube:
                 (await self._call(self.core.read_namespaced_pod, name, namespace)).to_dict()
             )
         except KubeError as e:
-            if e.status == 404:
+            if (await self._unless_no_namespace(namespace, e)).status == 404:
                 return None
             raise
 
@@ -219,13 +260,14 @@ class Kube:
 
     async def open_log_stream(
         self, namespace: str, pod: str, container: str, idle_timeout: float
-    ) -> AsyncIterator[bytes]:
-        """Follow a log; errors before the first byte raise KubeError, here and now."""
+    ) -> LogStream:
+        """Follow a log on the streams' own pool; errors before the first byte raise
+        KubeError, here and now."""
         timeout = aiohttp.ClientTimeout(
             total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=idle_timeout
         )
         try:
-            resp = await self.core.read_namespaced_pod_log(
+            resp = await self._streams().read_namespaced_pod_log(
                 pod,
                 namespace,
                 container=container,
@@ -236,10 +278,14 @@ class Kube:
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise KubeError(0, f"the Kubernetes API is unreachable ({type(e).__name__})") from None
         if not 200 <= resp.status <= 299:
-            body = await resp.text()
-            resp.release()
+            try:
+                body = await resp.text()
+            except (TimeoutError, aiohttp.ClientError):
+                body = ""
+            finally:
+                resp.close()
             raise _error_from_body(resp.status, body or "{}")
-        return _chunks(resp)
+        return LogStream(resp)
 
 
 def _error_from_body(status: int, body: str, reason: str = "") -> KubeError:
@@ -248,11 +294,34 @@ def _error_from_body(status: int, body: str, reason: str = "") -> KubeError:
     return _error(e)
 
 
-async def _chunks(resp: Any) -> AsyncIterator[bytes]:
-    try:
-        async for chunk in resp.content.iter_any():
-            yield chunk
-    except (TimeoutError, aiohttp.ClientError):
-        pass  # the stream ends where the connection does
-    finally:
-        resp.release()
+class LogStream:
+    """A followed log's chunks as they come; the stream ends where the connection does.
+
+    A class, not a generator: :meth:`close` must work from any task at any moment (a
+    client that went away, a stream that reached its time limit), and a generator
+    suspended at its ``yield`` cannot be finalized from outside until it is collected.
+    """
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+
+    def __aiter__(self) -> LogStream:
+        return self
+
+    async def __anext__(self) -> bytes:
+        try:
+            chunk = await self._resp.content.readany()
+        except (TimeoutError, aiohttp.ClientError):
+            chunk = b""  # idle past log_idle_timeout, or the connection broke
+        if not chunk:
+            self.close()
+            raise StopAsyncIteration
+        return chunk
+
+    @property
+    def closed(self) -> bool:
+        return self._resp.closed
+
+    def close(self) -> None:
+        """Drop the connection (the API server stops following); idempotent."""
+        self._resp.close()

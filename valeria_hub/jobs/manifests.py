@@ -117,6 +117,11 @@ def _unpack_container(
     }
 
 
+def _bytes(n: int) -> str:
+    """A byte count as a quantity: ``64Mi`` when it is whole mebibytes."""
+    return f"{n // 2**20}Mi" if n % 2**20 == 0 else str(n)
+
+
 def build_pod_template(checked: CheckedJob, target: Target, rules: Rules) -> dict[str, Any]:
     labels = {**checked.template_labels, **platform_labels(target.username)}
     annotations = {**checked.template_annotations, USERNAME_ANNOTATION: target.username}
@@ -141,7 +146,9 @@ def build_pod_template(checked: CheckedJob, target: Target, rules: Rules) -> dic
                     "items": [{"key": "code", "path": "code.zip"}],
                 },
             },
-            {"name": "code", "emptyDir": {}},
+            # bounded like the unpacking (which stops at the same size): the kubelet
+            # evicts a pod whose code directory grows past it
+            {"name": "code", "emptyDir": {"sizeLimit": _bytes(rules.code_max_unpacked_bytes)}},
         ]
         spec["initContainers"] = [_unpack_container(main, target, rules, code_dir)]
     containers = []
@@ -179,14 +186,18 @@ def build_manifest(checked: CheckedJob, target: Target, rules: Rules) -> dict[st
     return {"apiVersion": "batch/v1", "kind": "CronJob", "metadata": meta, "spec": spec}
 
 
-def build_secret(target: Target, profile: UserProfile, s3_endpoint: str) -> dict[str, Any]:
-    """The job's own Secret: the S3 keys and the secret extra variables."""
+def build_secret(
+    target: Target, profile: UserProfile, s3_endpoint: str, owner: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The job's own Secret: the S3 keys and the secret extra variables; ``owner`` is the
+    Job's ownerReference, so the Secret goes with the Job."""
     manifest = s3_secret_manifest(
         target.secret_name,
         target.namespace,
         profile,
         s3_endpoint,
         labels={**platform_labels(target.username), "valeria.io/job": target.name},
+        owner_references=[owner] if owner else None,
     )
     for extra in target.extra_env:
         if extra.secret:
@@ -195,15 +206,21 @@ def build_secret(target: Target, profile: UserProfile, s3_endpoint: str) -> dict
     return manifest
 
 
-def build_code_configmap(target: Target, data: bytes) -> dict[str, Any]:
+def build_code_configmap(
+    target: Target, data: bytes, owner: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The uploaded code as a ConfigMap the init container unpacks; owned by the Job."""
+    meta: dict[str, Any] = {
+        "name": target.configmap_name,
+        "namespace": target.namespace,
+        "labels": {**platform_labels(target.username), "valeria.io/job": target.name},
+        "annotations": {USERNAME_ANNOTATION: target.username},
+    }
+    if owner:
+        meta["ownerReferences"] = [owner]
     return {
         "apiVersion": "v1",
         "kind": "ConfigMap",
-        "metadata": {
-            "name": target.configmap_name,
-            "namespace": target.namespace,
-            "labels": {**platform_labels(target.username), "valeria.io/job": target.name},
-            "annotations": {USERNAME_ANNOTATION: target.username},
-        },
+        "metadata": meta,
         "binaryData": {"code": base64.b64encode(data).decode("ascii")},
     }

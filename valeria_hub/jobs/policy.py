@@ -9,17 +9,34 @@ hardened Job or CronJob.
 Both shapes of a spec are accepted: the API's camelCase JSON, and the snake_case
 dicts that the kubernetes client's ``to_dict()`` gives (what the kbatch client sends,
 None-valued fields included).
+
+Labels and annotations are an allow-list by prefix: a person may set only keys under
+``user.valeria.io/`` (on the Job or CronJob, the CronJob's jobTemplate and the pod
+template). Every other key is read by something that decides what a pod may do or
+reach: NetworkPolicies and Services select on plain keys (the template's policies on
+``component``, ``app.kubernetes.io/*``), admission controllers, CNIs
+(``k8s.v1.cni.cncf.io/networks``), service meshes (``sidecar.istio.io/inject``) and
+security profiles (AppArmor, seccomp annotations) on prefixed ones. A deny-list of
+such keys can never be complete (an operator adds a policy selecting on ``team``), so
+plain keys are refused too; the owner, managed-by, job-name and controller-uid labels
+are the platform's and the Job controller's alone.
+
+Numbers and quantities are checked for type, range and form (bools, floats, strings,
+non-finite and huge values are refused by field name, never passed on), so whatever a
+person sends is a 422 naming the field, and the cluster sees only what was checked.
 """
 
 from __future__ import annotations
 
-import copy
 import fnmatch
+import json
 import re
 from dataclasses import dataclass, field
+from decimal import Decimal
 from typing import Any
 
-from ..quantity import parse_quantity
+from ..quantity import parse_quantity, shown
+from .labels import MANAGED_BY, OWNER_LABEL, USERNAME_ANNOTATION
 from .naming import (
     MAX_CRONJOB_NAME,
     MAX_JOB_NAME,
@@ -30,8 +47,14 @@ from .profiles import JobProfile
 from .shapes import normalize, prune
 from .upload import UNPACK_SCRIPT
 
-RESERVED_PREFIXES = ("valeria.io/", "kubernetes.io/", "k8s.io/", "batch.kubernetes.io/")
-RESERVED_KEYS = {"job-name", "controller-uid", "app.kubernetes.io/managed-by"}
+USER_PREFIX = "user.valeria.io/"  # the only labels and annotations a person may set
+# keys the platform or the Job controller sets: named as such when someone tries them
+PLATFORM_KEYS = {OWNER_LABEL, USERNAME_ANNOTATION, *MANAGED_BY, "job-name", "controller-uid"}
+PLATFORM_KEYS |= {"batch.kubernetes.io/job-name", "batch.kubernetes.io/controller-uid"}
+PLATFORM_PREFIXES = ("valeria.io/", "batch.kubernetes.io/")
+LABEL_NAME = re.compile(r"^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$")
+LABEL_VALUE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?)?$")
+MAX_ANNOTATIONS_BYTES = 256 * 1024  # the API server's total for one object's annotations
 ENV_NAME = re.compile(r"^[-._a-zA-Z][-._a-zA-Z0-9]*$")
 BASE_RESOURCES = {"cpu", "memory", "ephemeral-storage"}
 
@@ -63,8 +86,16 @@ class Rules:
     max_containers: int = 4
     allowed_images: tuple[str, ...] = ()
     code_dir: str = "/code"
+    code_max_unpacked_bytes: int = 64 * 1024 * 1024  # sizeLimit of the code volume
     unpack_command: tuple[str, ...] = ("python3", "-c", UNPACK_SCRIPT)
     unpack_image: str = ""
+
+    def __post_init__(self) -> None:
+        for key, value in self.max_resources.items():
+            try:
+                parse_quantity(value)
+            except ValueError as e:
+                raise ValueError(f"max_resources: {key}: {e}") from None
 
     def profile(self, name: str | None) -> JobProfile:
         if name is None:
@@ -91,8 +122,9 @@ def _mapping(value: Any, where: str) -> dict[str, Any]:
 
 
 def _int(value: Any, where: str, low: int, high: int) -> int:
+    """A whole number in range; JSON's 1.0, "1", true, NaN and 1e999 are not."""
     if isinstance(value, bool) or not isinstance(value, int):
-        raise PolicyError(where, "must be an integer")
+        raise PolicyError(where, f"must be an integer, not {shown(value)}")
     if not low <= value <= high:
         raise PolicyError(where, f"must be between {low} and {high}")
     return value
@@ -109,15 +141,53 @@ def _only(value: Any, allowed: Any, where: str, reason: str) -> None:
         raise PolicyError(where, reason)
 
 
-def _user_map(value: Any, where: str) -> dict[str, str]:
+def _key_field(where: str, key: str) -> str:
+    """``metadata.labels["app"]``: keys hold dots and slashes, so they are quoted."""
+    return f"{where}[{json.dumps(key if len(key) <= 80 else key[:77] + '...')}]"
+
+
+def _user_key(key: str) -> str | None:
+    """Why ``key`` is not the person's to set, or None when it is (see the module doc)."""
+    if key.startswith(USER_PREFIX):
+        name = key[len(USER_PREFIX) :]
+        if LABEL_NAME.fullmatch(name):
+            return None
+        return (
+            f"the name after {USER_PREFIX} must be 1-63 letters, digits, '-', '_' or '.', "
+            "beginning and ending with a letter or digit"
+        )
+    if key in PLATFORM_KEYS or key.startswith(PLATFORM_PREFIXES):
+        return f"set by the platform; use a key under {USER_PREFIX}"
+    name = key.rsplit("/", 1)[-1]
+    example = f" (e.g. {USER_PREFIX}{name})" if LABEL_NAME.fullmatch(name) else ""
+    return (
+        f"only keys under {USER_PREFIX} may be set{example}: other keys are read by "
+        "selectors, admission, the network or a service mesh"
+    )
+
+
+def _user_map(value: Any, where: str, *, labels: bool) -> dict[str, str]:
+    """The person's labels or annotations: keys under USER_PREFIX, string values that
+    the API server takes (so a bad one is named here, not in a cluster error)."""
     value = _mapping(value, where)
     out = {}
     for key, v in value.items():
-        if key in RESERVED_KEYS or str(key).startswith(RESERVED_PREFIXES):
-            raise PolicyError(f"{where}.{key}", "reserved for the platform")
+        here = _key_field(where, str(key))
+        reason = _user_key(str(key))
+        if reason:
+            raise PolicyError(here, reason)
         if not isinstance(v, str):
-            raise PolicyError(f"{where}.{key}", "must be a string")
+            raise PolicyError(here, "must be a string")
+        if labels and not LABEL_VALUE.fullmatch(v):
+            raise PolicyError(
+                here,
+                "a label value is at most 63 letters, digits, '-', '_' or '.', "
+                "beginning and ending with a letter or digit",
+            )
         out[str(key)] = v
+    size = sum(len(k.encode()) + len(v.encode()) for k, v in out.items())
+    if not labels and size > MAX_ANNOTATIONS_BYTES:
+        raise PolicyError(where, f"may hold at most {MAX_ANNOTATIONS_BYTES} bytes in all")
     return out
 
 
@@ -168,9 +238,16 @@ class CheckedJob:
     job_template_annotations: dict[str, str] = field(default_factory=dict)
 
 
+def _quantity(value: Any, where: str) -> Decimal:
+    try:
+        return parse_quantity(value)
+    except ValueError as e:
+        raise PolicyError(where, str(e)) from None
+
+
 def check_resources(raw: Any, where: str, profile: JobProfile, rules: Rules) -> dict:
     """The container's resources: the profile's, overridden by the user's, under the caps."""
-    raw = _mapping(raw or {}, where)
+    raw = _mapping({} if raw is None else raw, where)
     _refuse_unknown(raw, {"requests", "limits"}, where, {"claims": "not allowed"})
     allowed_keys = BASE_RESOURCES | set(profile.requests) | set(profile.limits)
     result: dict[str, dict[str, str]] = {
@@ -178,27 +255,42 @@ def check_resources(raw: Any, where: str, profile: JobProfile, rules: Rules) -> 
         "limits": dict(profile.limits),
     }
     for section in ("requests", "limits"):
-        for key, value in _mapping(raw.get(section) or {}, f"{where}.{section}").items():
+        for key, value in _mapping(raw.get(section, {}), f"{where}.{section}").items():
             here = f"{where}.{section}.{key}"
             if key not in allowed_keys:
                 raise PolicyError(here, f"resource {key!r} is not offered by the profile")
-            try:
-                parse_quantity(value)
-            except ValueError as e:
-                raise PolicyError(here, str(e)) from None
+            _quantity(value, here)
             result[section][key] = str(value)
-    for section, values in result.items():
-        for key, value in values.items():
+    amounts = {
+        section: {
+            key: _quantity(value, f"{where}.{section}.{key}") for key, value in values.items()
+        }
+        for section, values in result.items()
+    }
+    for section, values in amounts.items():
+        for key, amount in values.items():
             here = f"{where}.{section}.{key}"
+            value = result[section][key]
             cap = rules.max_resources.get(key)
             if cap is None and key not in BASE_RESOURCES:
                 cap = profile.limits.get(key) or profile.requests.get(key)
-            if cap is not None and parse_quantity(value) > parse_quantity(cap):
+            if cap is not None and amount > parse_quantity(cap):
                 raise PolicyError(here, f"{value} exceeds the limit of {cap}")
-    for key, value in result["requests"].items():
-        limit = result["limits"].get(key)
-        if limit is not None and parse_quantity(value) > parse_quantity(limit):
-            raise PolicyError(f"{where}.requests.{key}", f"{value} is above the limit {limit}")
+            if key not in BASE_RESOURCES and amount != amount.to_integral_value():
+                # extended resources (GPUs) come whole: the API server refuses a fraction
+                raise PolicyError(here, f"{value} is not a whole number of {key}")
+    for key, amount in amounts["requests"].items():
+        limit = amounts["limits"].get(key)
+        if limit is None:
+            continue
+        here = f"{where}.requests.{key}"
+        if amount > limit:
+            raise PolicyError(
+                here, f"{result['requests'][key]} is above the limit {result['limits'][key]}"
+            )
+        if key not in BASE_RESOURCES and amount != limit:
+            # not overcommittable: the API server wants the request equal to the limit
+            raise PolicyError(here, f"must equal the limit ({result['limits'][key]})")
     return prune(result)
 
 
@@ -229,6 +321,54 @@ def check_security_context(raw: Any, where: str, *, pod: bool) -> bool:
     return bool(raw.get("readOnlyRootFilesystem"))
 
 
+DOWNWARD_RESOURCES = {f"{s}.{r}" for s in ("limits", "requests") for r in BASE_RESOURCES}
+CPU_DIVISORS = {Decimal("0.001"), Decimal(1)}
+BYTE_DIVISORS = {Decimal(10) ** (3 * i) for i in range(7)} | {
+    Decimal(2) ** (10 * i) for i in range(1, 7)
+}
+
+
+def check_env_source(raw: Any, where: str) -> dict[str, Any]:
+    """``valueFrom``: the pod's own fields and resources only, every value checked."""
+    source = _mapping(raw, where)
+    why = {
+        "secretKeyRef": "jobs may not read Secrets; the platform provides your S3 keys",
+        "configMapKeyRef": "jobs may not read ConfigMaps",
+    }
+    _refuse_unknown(source, {"fieldRef", "resourceFieldRef"}, where, why)
+    if len(source) != 1:
+        raise PolicyError(where, "must hold exactly one of fieldRef or resourceFieldRef")
+    if "fieldRef" in source:
+        here = f"{where}.fieldRef"
+        ref = _mapping(source["fieldRef"], here)
+        _refuse_unknown(ref, {"fieldPath", "apiVersion"}, here, {})
+        for key in ref:
+            if not isinstance(ref[key], str):
+                raise PolicyError(f"{here}.{key}", "must be a string")
+        if not ref.get("fieldPath"):
+            raise PolicyError(f"{here}.fieldPath", "is required")
+        return {"fieldRef": dict(ref)}
+    here = f"{where}.resourceFieldRef"
+    ref = _mapping(source["resourceFieldRef"], here)
+    _refuse_unknown(ref, {"resource", "containerName", "divisor"}, here, {})
+    resource = ref.get("resource")
+    if resource not in DOWNWARD_RESOURCES:
+        raise PolicyError(
+            f"{here}.resource", f"must be one of {', '.join(sorted(DOWNWARD_RESOURCES))}"
+        )
+    if "containerName" in ref and not isinstance(ref["containerName"], str):
+        raise PolicyError(f"{here}.containerName", "must be a string")
+    out = {k: ref[k] for k in ("resource", "containerName") if k in ref}
+    if "divisor" in ref:
+        divisor = _quantity(ref["divisor"], f"{here}.divisor")
+        allowed = CPU_DIVISORS if resource.endswith(".cpu") else BYTE_DIVISORS
+        if divisor not in allowed:
+            units = "1m or 1" if resource.endswith(".cpu") else "1, 1k ... 1E or 1Ki ... 1Ei"
+            raise PolicyError(f"{here}.divisor", f"must be {units} for {resource}")
+        out["divisor"] = str(ref["divisor"])
+    return {"resourceFieldRef": out}
+
+
 def check_env(raw: Any, where: str) -> list[dict[str, Any]]:
     if not isinstance(raw, list):
         raise PolicyError(where, "must be a list")
@@ -241,13 +381,10 @@ def check_env(raw: Any, where: str) -> list[dict[str, Any]]:
         if not isinstance(name, str) or not ENV_NAME.fullmatch(name):
             raise PolicyError(f"{here}.name", "must be a valid environment variable name")
         if "valueFrom" in item:
-            source = _mapping(item["valueFrom"], f"{here}.valueFrom")
-            why = {
-                "secretKeyRef": "jobs may not read Secrets; the platform provides your S3 keys",
-                "configMapKeyRef": "jobs may not read ConfigMaps",
-            }
-            _refuse_unknown(source, {"fieldRef", "resourceFieldRef"}, f"{here}.valueFrom", why)
-            out.append({"name": name, "valueFrom": copy.deepcopy(source)})
+            if item.get("value", "") != "":
+                raise PolicyError(f"{here}.value", "may not be set together with valueFrom")
+            source = check_env_source(item["valueFrom"], f"{here}.valueFrom")
+            out.append({"name": name, "valueFrom": source})
         else:
             value = item.get("value", "")
             if not isinstance(value, str):
@@ -370,8 +507,8 @@ def check_metadata(raw: Any, where: str, namespace: str, *, top: bool) -> dict[s
     if raw.get("namespace") not in (None, namespace):
         raise PolicyError(f"{where}.namespace", "the service chooses the namespace")
     out = {
-        "labels": _user_map(raw.get("labels") or {}, f"{where}.labels"),
-        "annotations": _user_map(raw.get("annotations") or {}, f"{where}.annotations"),
+        "labels": _user_map(raw.get("labels", {}), f"{where}.labels", labels=True),
+        "annotations": _user_map(raw.get("annotations", {}), f"{where}.annotations", labels=False),
     }
     if top:
         out["name"] = raw.get("name")

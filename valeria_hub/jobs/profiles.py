@@ -87,15 +87,19 @@ class JobProfile:
         if unknown:
             raise ValueError(f"{where}: unknown keys {sorted(unknown)}")
         resources = raw.get("resources") or {}
-        if set(resources) - {"requests", "limits"}:
+        if not isinstance(resources, dict) or set(resources) - {"requests", "limits"}:
             raise ValueError(f"{where}: resources may only hold requests and limits")
-        requests = {k: str(v) for k, v in (resources.get("requests") or {}).items()}
-        limits = {k: str(v) for k, v in (resources.get("limits") or {}).items()}
-        for key, value in {**requests, **limits}.items():
-            try:
-                parse_quantity(value)
-            except ValueError as e:
-                raise ValueError(f"{where}: {key}: {e}") from None
+        sections = {s: resources.get(s) or {} for s in ("requests", "limits")}
+        for section, values in sections.items():
+            if not isinstance(values, dict):
+                raise ValueError(f"{where}: resources.{section} must be a mapping")
+            for key, value in values.items():
+                try:
+                    parse_quantity(value)
+                except ValueError as e:
+                    raise ValueError(f"{where}: {section}.{key}: {e}") from None
+        requests = {k: str(v) for k, v in sections["requests"].items()}
+        limits = {k: str(v) for k, v in sections["limits"].items()}
         affinity_from_required(raw.get("node_affinity_required"), where)
         return cls(
             name=name,

@@ -38,11 +38,12 @@ from .naming import (
 )
 from .policy import CheckedJob, PolicyError, check_submission
 from .settings import JobsSettings
-from .upload import UploadError, decode_code
+from .upload import UploadError, check_code
 
 log = logging.getLogger("valeria_hub.jobs")
 
 LOGIN_AGAIN = "Your login has expired: log in to the hub again, then retry."
+RBAC_SETTLE_SECONDS = 5.0  # how long a just-made RoleBinding may take to be honoured
 
 
 class ServiceError(Exception):
@@ -81,20 +82,37 @@ class Context:
 
 # -- submitting ------------------------------------------------------------------------------
 async def user_access_token(ctx: Context, user: HubUser) -> str:
+    """The person's Keycloak access token, valid for ``token_min_validity`` more seconds.
+
+    A token closer to expiry is refreshed by the hub first (never a spurious "log in
+    again" while the person's Keycloak session is alive); 401 only when the session is
+    over.
+    """
+    minimum = ctx.settings.token_min_validity
     try:
         model = await ctx.hub.user_model(user.name)
+        token = tokens.access_token(model.get("auth_state"), min_validity=minimum)
+        if token is not None:
+            return token
+        fresh = await ctx.hub.fresh_tokens(user.name, minimum)
     except HubUnavailable as e:
         raise ServiceError(503, f"cannot read your login from the hub: {e}") from None
-    token = tokens.access_token(
-        model.get("auth_state"), min_validity=ctx.settings.token_min_validity
-    )
+    token = tokens.access_token(fresh, min_validity=minimum) if fresh else None
     if token is None:
         raise ServiceError(401, LOGIN_AGAIN)
     return token
 
 
 async def ensure_namespace(ctx: Context, namespace: str, username: str) -> None:
-    """Per-user mode: create the namespace with its isolation on first use."""
+    """Per-user mode: the namespace, on first use, with everything its jobs need.
+
+    In this order: the namespace (or the check that an existing one was made for this very
+    person); the RoleBinding of the service's own role there (creating a namespace gives
+    its creator no rights in it); the RoleBinding that lets the pods' account use the
+    notebook SCC; then, with the service's new rights, the NetworkPolicy and the quota.
+    Each step is idempotent (409 is fine), so a crash half-way is mended by the next
+    submission.
+    """
     namespaces = ctx.settings.namespaces
     if namespaces.mode != "per-user":
         return
@@ -108,11 +126,32 @@ async def ensure_namespace(ctx: Context, namespace: str, username: str) -> None:
         existing = await ctx.kube.read_namespace(namespace)
     if existing is None or not isolation.namespace_is_users(existing["metadata"], username):
         raise ServiceError(503, f"namespace {namespace} exists but was not made for you")
-    await ctx.kube.create_if_missing(
-        "NetworkPolicy",
-        namespace,
-        isolation.network_policy_manifest(namespace, list(namespaces.egress_allow_cidrs)),
+    if namespaces.service_account is not None:
+        account_namespace, account = namespaces.service_account
+        binding = isolation.service_binding_manifest(
+            namespace,
+            namespaces.service_role,
+            account_namespace or ctx.kube.default_namespace,
+            account,
+        )
+        await ctx.kube.create_if_missing("RoleBinding", namespace, binding)
+    if namespaces.pod_scc_role:
+        scc = isolation.pod_scc_binding_manifest(namespace, namespaces.pod_scc_role)
+        await ctx.kube.create_if_missing("RoleBinding", namespace, scc)
+    policy = isolation.network_policy_manifest(
+        namespace, list(namespaces.egress_allow_cidrs), list(namespaces.egress_deny_cidrs)
     )
+    # A new RoleBinding reaches the API server's authorizer through its cache, moments
+    # later: a 403 right after it is tried again for a few seconds, never longer.
+    deadline = asyncio.get_running_loop().time() + RBAC_SETTLE_SECONDS
+    while True:
+        try:
+            await ctx.kube.create_if_missing("NetworkPolicy", namespace, policy)
+            break
+        except KubeError as e:
+            if e.status != 403 or asyncio.get_running_loop().time() > deadline:
+                raise
+            await asyncio.sleep(0.2)
     if namespaces.quota:
         await ctx.kube.create_if_missing(
             "ResourceQuota",
@@ -152,7 +191,7 @@ async def _submit(
     rules = settings.rules
     try:
         checked = check_submission(job, kind, rules, namespace, profile)
-        data = decode_code(code, settings.code_max_bytes)
+        data = await check_code(code, settings.code_limits)  # in a process of its own
     except PolicyError as e:
         raise ServiceError(422, str(e)) from None
     except UploadError as e:
@@ -164,9 +203,7 @@ async def _submit(
         log.warning("Vault lookup for %s failed: %s", user.name, e.reason)
         answer = refusal(e.reason)
         raise ServiceError(answer.status, answer.message) from None
-    name = job_name(checked)
-    if checked.name and await ctx.kube.read_workload(kind, namespace, name) is not None:
-        raise ServiceError(409, f"a {kind} named {name!r} already exists; pick another name")
+    name = job_name(checked)  # a taken name: the create answers 409 (nothing is made)
     secret = dependent_name("s3", name)
     image = checked.containers[0]["image"]
     fill = {"username": user.name, "job_name": name, "image": image, "namespace": namespace}
@@ -185,24 +222,33 @@ async def _submit(
         await ensure_namespace(ctx, namespace, user.name)
     except KubeError as e:
         raise kube_failure(e, "could not prepare your namespace") from None
+    # The workload first, then what it uses, owned by it from the start: no PATCH of a
+    # Secret, and whatever happens later the garbage collector removes them with it. A
+    # pod that starts before its Secret exists waits for it (the kubelet retries).
     created: list[tuple[str, str]] = []
+    step = kind
     try:
-        secret_body = build_secret(target, vault_profile, settings.layout.s3_endpoint_url)
-        await ctx.kube.create_secret(namespace, secret_body)
-        created.append(("Secret", secret))
-        if data is not None:
-            await ctx.kube.create_configmap(namespace, build_code_configmap(target, data))
-            created.append(("ConfigMap", target.configmap_name or ""))
         result = await ctx.kube.create_workload(kind, namespace, manifest)
         created.append((kind, name))
         owner = owner_reference("batch/v1", kind, name, result["metadata"]["uid"])
-        for dep_kind, dep_name in created[:-1]:
-            await ctx.kube.set_owner(dep_kind, namespace, dep_name, owner)
+        step = "Secret"
+        secret_body = build_secret(target, vault_profile, settings.layout.s3_endpoint_url, owner)
+        await ctx.kube.create_secret(namespace, secret_body)
+        created.append(("Secret", secret))
+        if data is not None:
+            step = "ConfigMap"
+            await ctx.kube.create_configmap(namespace, build_code_configmap(target, data, owner))
+            created.append(("ConfigMap", target.configmap_name or ""))
     except BaseException as e:
         await asyncio.shield(roll_back(ctx, namespace, created))
         if isinstance(e, KubeError):
-            if e.status == 409:
-                raise ServiceError(409, f"a {kind} named {name!r} already exists") from None
+            if e.status == 409 and step == kind:
+                raise ServiceError(
+                    409, f"a {kind} named {name!r} already exists; pick another name"
+                ) from None
+            if e.status == 409:  # a leftover of an earlier submission: ours, not the user's
+                raise ServiceError(503, f"could not create the {kind}'s {step}: one is left "
+                                   "over from an earlier attempt; retry") from None  # fmt: skip
             raise kube_failure(e, f"could not create the {kind}") from None
         raise
     log.info("%s %s/%s created for %s", kind, namespace, name, user.name)

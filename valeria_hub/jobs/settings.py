@@ -7,12 +7,14 @@ route reads a trait, and nothing can change a setting while the service runs.
 
 from __future__ import annotations
 
+import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 from ..storage import Layout
 from .naming import check_shared_namespace, user_namespace
 from .policy import Rules
+from .upload import CodeLimits
 
 
 @dataclass(frozen=True)
@@ -24,6 +26,13 @@ class Namespaces:
     shared: str = ""
     quota: Mapping[str, str] = field(default_factory=dict)
     egress_allow_cidrs: tuple[str, ...] = ()
+    egress_deny_cidrs: tuple[str, ...] = ()
+    # bound in each per-user namespace: this ClusterRole to the service's own account
+    # ("namespace", "name"; none: its rights there come from elsewhere), and the one that
+    # grants `use` of the notebook SCC to the pods' account ("": none)
+    service_role: str = "valeria-hub-user-namespace"
+    service_account: tuple[str, str] | None = None
+    pod_scc_role: str = "valeria-notebook-scc"
 
     def for_user(self, username: str, fallback: str = "") -> str:
         """The namespace of ``username``'s jobs (InvalidName if none is acceptable)."""
@@ -40,6 +49,7 @@ class JobsSettings:
     service_name: str
     hub_api_url: str
     hub_api_token: str = field(repr=False)
+    public_url: str = ""  # the hub's public URL: https means Secure cookies
     oauth_client_id: str = ""
     oauth_callback_url: str = ""
     hub_authorize_url: str = ""
@@ -51,10 +61,16 @@ class JobsSettings:
     kubeconfig: str = ""
     kube_timeout: float = 10.0
     log_idle_timeout: float = 300.0
+    max_log_streams_per_user: int = 4  # followed logs at once, per person
+    max_log_streams: int = 64  # followed logs at once, everybody together
+    log_stream_max_seconds: float = 3600.0  # a followed log ends after this long
     namespaces: Namespaces = field(default_factory=Namespaces)
     rules: Rules = field(default_factory=Rules)
     # operator templates, parsed: NAME -> (template, secret)
     extra_env: Mapping[str, tuple[str, bool]] = field(default_factory=dict)
     code_max_bytes: int = 1_000_000
+    code_limits: CodeLimits = field(default_factory=CodeLimits)
     body_limit: int = 1_000_000 * 4 // 3 + 1024 * 1024
     layout: Layout = field(default_factory=Layout)
+    # signs the per-session XSRF tokens of the jobs page; new at every start
+    xsrf_key: bytes = field(default_factory=lambda: secrets.token_bytes(32), repr=False)

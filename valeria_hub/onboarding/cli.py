@@ -3,7 +3,8 @@
 Credentials come from the environment or from files, never from command-line values
 (they would land in shell history and ``ps``): VAULT_ROLE_ID / --role-id-file,
 VAULT_SECRET_ID / --secret-id-file, KEYCLOAK_CLIENT_SECRET / --keycloak-client-secret-file.
-Exit status: 0 all done, 1 some user failed (or is not provisioned), 2 bad input.
+Exit status: 0 all done, 1 some user failed (or is not provisioned), 2 bad input,
+3 (check) Vault's answers cannot tell whether the user is provisioned.
 """
 
 from __future__ import annotations
@@ -167,13 +168,18 @@ def run_check(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> 
     if args.format == "json":
         print(json.dumps(result.as_dict(), indent=2))
     else:
-        state = "provisioned" if result.provisioned else "NOT provisioned"
+        if not result.verifiable:
+            state = "cannot verify"
+        else:
+            state = "provisioned" if result.provisioned else "NOT provisioned"
         print(f"{result.username}: {state}")
         for key, value in result.as_dict().items():
             if key not in ("username", "provisioned", "problems") and value not in ("", None):
                 print(f"  {key}: {value}")
         for problem in result.problems:
             print(f"  problem: {problem}")
+    if not result.verifiable:
+        return 3
     return 0 if result.provisioned else 1
 
 

@@ -238,6 +238,15 @@ def plan_user(record: UserRecord, sub: str, state: VaultState, force: bool = Fal
                     f"the Vault entity {named.get('name')!r} is linked to another Keycloak "
                     f"user ({other.get('name')}); remove that alias first",
                 )
+            policies = [p for p in named.get("policies") or [] if p]
+            if policies:
+                return Plan(
+                    name,
+                    "failed",
+                    f"the Vault entity {named.get('name')!r} has policies ({', '.join(policies)}): "
+                    "linking it to this Keycloak user would give them to that person; remove "
+                    "them from the entity first",
+                )
             entity_id = str(named["id"])
             plan = Plan(name, "created", entity_id=entity_id, create_alias=True)
             plan.changes.append("alias")

@@ -109,7 +109,13 @@ def onboard(
 ) -> list[Plan]:
     accessor = vault.jwt_accessor()
     plans = []
+    uid_owner: dict[int, str] = {}
     for record in records:
+        other = uid_owner.setdefault(record.uid, record.username)
+        if other != record.username:  # two people, one uid: their files would be shared
+            reason = f"uid {record.uid} is given to {other!r} in this run already"
+            plans.append(Plan(record.username, "failed", reason))
+            continue
         try:
             sub = resolve_sub(record, keycloak)
             plan = plan_user(record, sub, vault_state(vault, sub, record.username, accessor), force)
@@ -135,11 +141,12 @@ class CheckResult:
     s3_secret: bool = False
     details: dict[str, Any] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    verifiable: bool = True  # False: Vault would not tell (no read on KV metadata)
 
     def as_dict(self) -> dict[str, Any]:
         return {
             "username": self.username,
-            "provisioned": self.provisioned,
+            "provisioned": self.provisioned if self.verifiable else None,
             "keycloak_id": self.keycloak_id,
             "entity_id": self.entity_id,
             "uid_secret": self.uid_secret,
@@ -171,6 +178,19 @@ def check(
     result.details["verified_in_kv"] = uid is not None and s3 is not None
     result.uid_secret = bool(meta.get(META_UID)) if uid is None else uid
     result.s3_secret = bool(meta.get(META_FINGERPRINT)) if s3 is None else s3
+    unknown = (uid is None and not meta.get(META_UID)) or (
+        s3 is None and not meta.get(META_FINGERPRINT)
+    )
+    ours = bool(meta.get(META_USERNAME))  # made by this tool: its records are complete
+    if unknown and not ours and not (uid is False or s3 is False):
+        # e.g. people onboarded by the original Valeria script, under a policy that may
+        # not read KV metadata: absent bookkeeping proves nothing
+        result.verifiable = False
+        result.problems.append(
+            "cannot verify: the policy may not read KV metadata and this tool has no record "
+            "of the user's secrets (grant read on <mount>/metadata/users/* to check them)"
+        )
+        return result
     if meta.get(META_UID):
         result.details["uid"] = int(meta[META_UID])
     if meta.get(META_GID):

@@ -15,16 +15,23 @@ from fastapi import APIRouter
 from fastapi.responses import HTMLResponse, Response
 
 from ..dependencies import Ctx
-from ..hubauth import CurrentUser
+from ..hubauth import CurrentUser, xsrf_token
 
 ASSETS = {"app.js": "text/javascript; charset=utf-8", "style.css": "text/css; charset=utf-8"}
-# only our own origin: no inline script, no external resource, no framing by other sites
+# only our own origin: no inline script, no external resource, never in a frame (a page
+# that frames it could read its XSRF token)
 CSP = (
     "default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; "
     "img-src 'self' data:; font-src 'self'; base-uri 'none'; form-action 'self'; "
-    "frame-ancestors 'self'"
+    "frame-ancestors 'none'"
 )
-HEADERS = {"Content-Security-Policy": CSP, "X-Content-Type-Options": "nosniff"}
+HEADERS = {
+    "Content-Security-Policy": CSP,
+    "X-Content-Type-Options": "nosniff",
+    "X-Frame-Options": "DENY",
+}
+# the page carries the session's XSRF token: never kept by a cache
+PAGE_HEADERS = {**HEADERS, "Cache-Control": "no-store"}
 
 router = APIRouter(tags=["ui"], include_in_schema=False)
 
@@ -39,19 +46,22 @@ def hub_base(service_prefix: str) -> str:
     return "/".join(parts[:-2]) + "/" if len(parts) >= 3 else "/"
 
 
-def render_page(username: str, service_prefix: str) -> str:
+def render_page(username: str, service_prefix: str, xsrf: str = "") -> str:
     base = hub_base(service_prefix)
     return (
         _asset("index.html")
         .replace("{hub_static}", html.escape(base + "hub/static/"))
         .replace("{hub_home}", html.escape(base + "hub/home"))
         .replace("{username}", html.escape(username))
+        .replace("{xsrf}", html.escape(xsrf))
     )
 
 
 @router.get("/ui/", response_class=HTMLResponse)
 async def page(ctx: Ctx, user: CurrentUser) -> HTMLResponse:
-    return HTMLResponse(render_page(user.name, ctx.settings.prefix), headers=HEADERS)
+    """The page, with the session's XSRF token its scripts send back (X-XSRFToken)."""
+    xsrf = xsrf_token(ctx.settings.xsrf_key, user.token)
+    return HTMLResponse(render_page(user.name, ctx.settings.prefix, xsrf), headers=PAGE_HEADERS)
 
 
 @router.get("/ui/{name}")

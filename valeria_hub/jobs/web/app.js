@@ -3,6 +3,8 @@
 "use strict";
 
 const API = new URL("../", window.location.href);
+// the session's XSRF token: every call made with the login cookie sends it back
+const XSRF = document.querySelector('meta[name="xsrf-token"]').content;
 const REFRESH_MS = 5000;
 let following = null; // {name, controller}
 
@@ -33,8 +35,8 @@ async function errorText(resp) {
 async function call(path, options) {
   const resp = await fetch(apiUrl(path), {
     credentials: "same-origin",
-    headers: { Accept: "application/json" },
     ...options,
+    headers: { Accept: "application/json", "X-XSRFToken": XSRF, ...(options || {}).headers },
   });
   if (!resp.ok) {
     throw new Error(await errorText(resp));
