@@ -112,13 +112,15 @@ def secure_cookies(request: Request, public_url: str) -> bool:
 
 
 def check_xsrf(request: Request, key: bytes, session_token: str) -> None:
-    """403 unless a cookie-authenticated request is same-site and, when it is not a page
-    load, carries the session's XSRF token in the X-XSRFToken header."""
+    """403 unless a cookie-authenticated request is a top-level page load (a GET the
+    person navigated to: it changes nothing and its answer goes only to them — the hub's
+    OAuth redirects through Keycloak make it "same-site" or "cross-site"), or comes from
+    this site and carries the session's XSRF token in the X-XSRFToken header."""
+    if page_load(request):
+        return
     why = cross_site(request)
     if why is not None:
         raise HTTPException(403, f"cross-site request refused ({why})")
-    if page_load(request):
-        return
     sent = request.headers.get(XSRF_HEADER, "")
     if not sent or not hmac.compare_digest(sent, xsrf_token(key, session_token)):
         raise HTTPException(
