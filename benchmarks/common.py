@@ -130,12 +130,7 @@ def bench_stack(
 ) -> Iterator[DevStack]:
     """The DevStack stand-ins (each in its own thread) with ``users`` added to the
     realm, provisioned in Vault and given NFS directories, as onboarding would."""
-    stack = DevStack(
-        workdir / "state",
-        storage=[*DEMO_STORAGE, *users],
-        kube_options=kube_options,
-        openshift=True,  # the stand-in as OpenShift, with the RBAC openshift/ ships
-    )
+    stack = DevStack(workdir / "state", storage=[*DEMO_STORAGE, *users], kube_options=kube_options)
     for u in users:
         stack.keycloak.add_user(
             username=u.username,

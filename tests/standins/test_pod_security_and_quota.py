@@ -433,11 +433,18 @@ def kube(request, tmp_path_factory):
         yield s
 
 
-@pytest.fixture
-def k8s(kube):
-    if kube.profile != "kubernetes":
-        pytest.skip("Pod Security messages are checked on pods no SCC has changed")
-    return kube
+@pytest.fixture(scope="module")
+def k8s(tmp_path_factory):
+    """The plain profile: Pod Security's messages are checked on pods no SCC has changed
+    (in the openshift profile, SCC admission rewrites the pods first)."""
+    s = KubeStandIn(
+        root=tmp_path_factory.mktemp("kube-plain"),
+        run_kubelet=False,
+        run_controllers=False,
+        profile="kubernetes",
+    )
+    with s.serve_in_thread():
+        yield s
 
 
 def namespace(kube: KubeStandIn, labels: dict | None = None) -> str:
