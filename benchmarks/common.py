@@ -130,7 +130,12 @@ def bench_stack(
 ) -> Iterator[DevStack]:
     """The DevStack stand-ins (each in its own thread) with ``users`` added to the
     realm, provisioned in Vault and given NFS directories, as onboarding would."""
-    stack = DevStack(workdir / "state", storage=[*DEMO_STORAGE, *users], kube_options=kube_options)
+    stack = DevStack(
+        workdir / "state",
+        storage=[*DEMO_STORAGE, *users],
+        kube_options=kube_options,
+        openshift=True,
+    )
     for u in users:
         stack.keycloak.add_user(
             username=u.username,

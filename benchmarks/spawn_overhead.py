@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from devstack.deployment import NAMESPACE
 from devstack.stack import NFS_EXPORT, NFS_SERVER
 from valeria_hub.flavours import DEFAULT_FLAVOURS
 from valeria_hub.storage import StorageLayout, s3_secret_manifest
@@ -40,6 +41,7 @@ NAME = "spawn_overhead"
 USER = "alice"
 S3_ENDPOINT = "http://s3.devstack.local:9000"
 PLAIN_SECRET = "s3-bench-plain"
+PLAIN_POD = "bench-plain-{user_server}"
 _TIMING = re.compile(r"valeria-hub spawn steps took (.*)$")
 
 
@@ -141,18 +143,20 @@ def figures(times: dict[str, list[float]], ours: list[dict[str, float]]) -> dict
 
 def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
     n = 1 if quick else 15
-    namespaces = ["default", "bench-valeria", "bench-plain"]
-    with bench_stack(workdir, namespaces=namespaces) as stack:
+    # Both hubs in the namespace the template sets up (its Role, its SCC binding), as its
+    # service account; the plain hub's pods and Secret carry names of their own.
+    with bench_stack(workdir) as stack:
         item = next(s for s in stack.storage if s.username == USER)
         profile = UserProfile(
             USER, stack.entities[USER], item.uid, item.gid, item.s3_access_key, item.s3_secret_key
         )
-        secret = s3_secret_manifest(PLAIN_SECRET, "bench-plain", profile, S3_ENDPOINT)
+        secret = s3_secret_manifest(PLAIN_SECRET, NAMESPACE, profile, S3_ENDPOINT)
         stack.kube.call(stack.kube.create_object, secret)
-        plain_env = {"VALERIA_BENCH_PLAIN": _json(plain_settings(profile, PLAIN_SECRET))}
+        plain = {**plain_settings(profile, PLAIN_SECRET), "pod_name_template": PLAIN_POD}
+        plain_env = {"VALERIA_BENCH_PLAIN": _json(plain)}
         with (
-            bench_hub(stack, workdir / "hub-valeria", namespace="bench-valeria") as valeria,
-            bench_hub(stack, workdir / "hub-plain", namespace="bench-plain", **plain_env) as plain,
+            bench_hub(stack, workdir / "hub-valeria", namespace=NAMESPACE) as valeria,
+            bench_hub(stack, workdir / "hub-plain", namespace=NAMESPACE, **plain_env) as plain,
         ):
             times = asyncio.run(measure({"valeria": valeria, "plain": plain}, n, not quick))
             ours = parse_timings(valeria.hub.log_text())[0 if quick else 1 :]  # not the warm-up

@@ -404,12 +404,9 @@ def test_response_shapes_are_what_kbatch_reads(stack, tokens):
 
 
 def test_shared_namespace_mode_isolates_by_owner_label(stack, tokens):
-    from tests.helpers.jobs_stack import ServiceThread, service_settings
+    from tests.helpers.jobs_stack import ServiceThread, service_settings, shared_namespace
 
-    stack.kube.call(
-        stack.kube.create_object,
-        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "hub-jobs"}},
-    )
+    shared_namespace(stack, "hub-jobs")
     settings = service_settings(
         stack.hub_url,
         stack.vault.url,

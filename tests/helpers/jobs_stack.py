@@ -18,11 +18,13 @@ from pathlib import Path
 import httpx
 import uvicorn
 
+from devstack import deployment
 from devstack.hub import HubProcess, free_port
 from devstack.keycloak import KeycloakStandIn
 from devstack.kube.kubeconfig import write_kubeconfig
 from devstack.kube.server import KubeStandIn
 from devstack.vault import VaultStandIn
+from valeria_hub.jobs import isolation
 from valeria_hub.jobs.app import create_app
 from valeria_hub.jobs.config import JobsServiceApp
 
@@ -179,6 +181,26 @@ def service_settings(
     return app
 
 
+def shared_namespace(stack: Stack, namespace: str) -> None:
+    """A namespace for ``shared`` mode other than the service's own, set up as an operator
+    would: the service account gets the per-user-namespace ClusterRole there and the job
+    pods' account the notebook SCC (under the plain profile: just the namespace)."""
+    settings = openshift_settings(deployment.objects(deployment.Parameters()))
+    account = str(settings["service_account"])
+    objects: list[dict] = [
+        {"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": namespace}}
+    ]
+    if stack.openshift:
+        objects += [
+            isolation.service_binding_manifest(
+                namespace, str(settings["namespace_role"]), deployment.NAMESPACE, account
+            ),
+            isolation.pod_scc_binding_manifest(namespace, str(settings["pod_scc_role"])),
+        ]
+    for obj in objects:
+        stack.kube.call(stack.kube.create_object, obj)
+
+
 @dataclass
 class Stack:
     kc: KeycloakStandIn
@@ -189,16 +211,53 @@ class Stack:
     kubeconfig: Path
     nfs_root: Path
     service: ServiceThread
+    openshift: bool = True
+
+
+KUBE_TOKEN = "jobs-service-token"
+
+
+def openshift_settings(objects: list[dict]) -> dict[str, object]:
+    """The jobs settings the shipped template gives the service (its ConfigMap and its
+    service account), as JobsServiceApp traits."""
+    env = deployment.hub_environment(objects)
+
+    def cidrs(key: str) -> list[str]:
+        return [c.strip() for c in env.get(key, "").split(",") if c.strip()]
+
+    return {
+        "service_account": env["KUBERNETES_SERVICE_ACCOUNT"],
+        "namespace_role": env["JOBS_NAMESPACE_ROLE"],
+        "pod_scc_role": env["JOBS_POD_SCC_ROLE"],
+        "egress_allow_cidrs": cidrs("JOBS_EGRESS_ALLOW_CIDRS"),
+        "egress_deny_cidrs": cidrs("JOBS_EGRESS_DENY_CIDRS"),
+    }
 
 
 @contextlib.contextmanager
-def jobs_stack(workdir: Path, **overrides: object) -> Iterator[Stack]:
-    """Keycloak, Vault, Kubernetes (kubelet + controllers), a hub, the jobs service."""
+def jobs_stack(workdir: Path, *, openshift: bool = True, **overrides: object) -> Iterator[Stack]:
+    """Keycloak, Vault, Kubernetes (kubelet + controllers), a hub, the jobs service.
+
+    ``openshift=True`` (the default): the Kubernetes stand-in's OpenShift profile with
+    what ``openshift/`` ships created in it, and the service calling the API as the
+    template's service account with the settings of its ConfigMap: every call it makes
+    must be allowed by the shipped RBAC and every pod admitted by the shipped SCC.
+    ``openshift=False``: plain Kubernetes, the service's token a cluster admin's.
+    """
     kc = KeycloakStandIn()
     vault = VaultStandIn()
     nfs_root = workdir / "nfs"
-    kube = KubeStandIn(root=workdir / "kube", nfs_root=nfs_root, strict_schema=True)
+    kube_options: dict[str, object] = {"strict_schema": True}
+    objects: list[dict] = []
+    if openshift:
+        objects = deployment.objects(deployment.Parameters())
+        kube_options["profile"] = "openshift"
+        kube_options["tokens"] = {KUBE_TOKEN: {"user": deployment.HUB_USER}}
+        overrides = {**openshift_settings(objects), **overrides}
+    kube = KubeStandIn(root=workdir / "kube", nfs_root=nfs_root, **kube_options)
     with kc.serve_in_thread(), vault.serve_in_thread(), kube.serve_in_thread():
+        if objects:
+            kube.call(deployment.apply, kube, objects)
         vault.call(vault.configure_valeria, kc.issuer)
         for name, (uid, gid) in UIDS.items():
             for tree in ("home", "scratch"):  # what onboarding makes on the NFS server
@@ -208,7 +267,9 @@ def jobs_stack(workdir: Path, **overrides: object) -> Iterator[Stack]:
             sub = kc.realm.users[name].id
             vault.provision_user(sub, name, uid, gid, *S3[name])
         hub_url = f"http://127.0.0.1:{free_port()}"
-        kubeconfig = write_kubeconfig(workdir / "kubeconfig", kube.url, "jobs-service-token")
+        kubeconfig = write_kubeconfig(
+            workdir / "kubeconfig", kube.url, KUBE_TOKEN, namespace=deployment.NAMESPACE
+        )
         settings = service_settings(hub_url, vault.url, kubeconfig, **overrides)
         with ServiceThread(settings) as service:
             hub_dir = workdir / "hub"
@@ -219,6 +280,6 @@ def jobs_stack(workdir: Path, **overrides: object) -> Iterator[Stack]:
             hub = HubProcess(env, hub_dir, config=config, public_url=hub_url)
             hub.start(timeout=60)
             try:
-                yield Stack(kc, vault, kube, hub, hub_url, kubeconfig, nfs_root, service)
+                yield Stack(kc, vault, kube, hub, hub_url, kubeconfig, nfs_root, service, openshift)
             finally:
                 hub.stop()
