@@ -4,17 +4,20 @@
 from __future__ import annotations
 
 import base64
+import contextlib
 import io
 import json
 import re
 import time
 import zipfile
+from concurrent.futures import ThreadPoolExecutor
+from datetime import datetime, timedelta
 
 import httpx
 import pytest
 
 from tests.helpers.jobs_stack import PREFIX, S3, UIDS, hub_login, jobs_stack, user_token
-from valeria_hub.jobs.naming import owner_label, user_namespace
+from valeria_hub.jobs.naming import name_tag, owner_label, user_namespace
 
 pytestmark = pytest.mark.e2e
 
@@ -403,33 +406,254 @@ def test_response_shapes_are_what_kbatch_reads(stack, tokens):
         assert status.get("kind") == "Status" or status.get("metadata", {}).get("name") == name
 
 
-def test_shared_namespace_mode_isolates_by_owner_label(stack, tokens):
+# -- the shared namespace: personal names, per-person ceilings --------------------------------
+@contextlib.contextmanager
+def shared_service(stack, tokens, namespace: str, **overrides):
+    """A second jobs service on the same hub and cluster, in shared mode on a namespace
+    of its own (so each test counts only its own jobs): alice's and bob's clients."""
     from tests.helpers.jobs_stack import ServiceThread, service_settings, shared_namespace
 
-    shared_namespace(stack, "hub-jobs")
+    shared_namespace(stack, namespace)
     settings = service_settings(
         stack.hub_url,
         stack.vault.url,
         stack.kubeconfig,
         namespace_mode="shared",
-        shared_namespace="hub-jobs",
+        shared_namespace=namespace,
+        **overrides,
     )
     with ServiceThread(settings) as shared:
         a = httpx.Client(base_url=shared.url, headers={"Authorization": f"token {tokens['alice']}"})
         b = httpx.Client(base_url=shared.url, headers={"Authorization": f"token {tokens['bob']}"})
         with a, b:
-            job = a.post("jobs/", json=job_body("echo shared-alice", name="same-name"))
-            assert job.status_code == 201, job.text
-            assert job.json()["metadata"]["namespace"] == "hub-jobs"
-            wait_done(a, "same-name")
-            assert b.get("jobs/").json()["items"] == []
-            assert b.get("jobs/same-name").status_code == 404
-            assert b.get("jobs/logs/same-name/").status_code == 404
-            assert b.delete("jobs/same-name").status_code == 404
-            assert b.get("pods/").json()["items"] == []
-            # bob cannot take alice's name either, and learns nothing but "exists"
-            resp = b.post("jobs/", json=job_body("true", name="same-name"))
-            assert resp.status_code == 409
-            assert "shared-alice" not in resp.text
-            assert a.get("jobs/logs/same-name/").text == "shared-alice\n"
-            assert a.delete("jobs/same-name").status_code == 200
+            yield a, b
+
+
+def cron_body(command: str, name: str, **spec) -> dict:
+    job = job_body(command)["job"]
+    cron = {
+        "apiVersion": "batch/v1",
+        "kind": "CronJob",
+        "metadata": {"name": name},
+        "spec": {"schedule": "0 3 * * *", "jobTemplate": {"spec": job["spec"]}, **spec},
+    }
+    return {"job": cron}
+
+
+def in_namespace(stack, namespace: str) -> set[tuple[str, str, str]]:
+    return {o for o in objects(stack) if o[1] == namespace}
+
+
+def test_shared_namespace_mode_isolates_by_owner_label(stack, tokens):
+    with shared_service(stack, tokens, "hub-jobs") as (a, b):
+        job = a.post("jobs/", json=job_body("echo shared-alice", name="same-name"))
+        assert job.status_code == 201, job.text
+        assert job.json()["metadata"]["namespace"] == "hub-jobs"
+        alices = job.json()["metadata"]["name"]
+        assert alices == f"same-name-{name_tag('alice')}"
+        wait_done(a, alices)
+        assert b.get("jobs/").json()["items"] == []
+        assert b.get(f"jobs/{alices}").status_code == 404
+        assert b.get(f"jobs/logs/{alices}/").status_code == 404
+        assert b.delete(f"jobs/{alices}").status_code == 404
+        assert b.get("pods/").json()["items"] == []
+        assert a.get(f"jobs/logs/{alices}/").text == "shared-alice\n"
+        assert a.delete(f"jobs/{alices}").status_code == 200
+
+
+def test_shared_names_someone_else_holds_are_as_free_as_any(stack, tokens):
+    """A name alice holds is accepted for bob exactly like a free one (his own name, 201),
+    never a 409 that tells him it exists; a 409 is only ever about one's own objects."""
+    with shared_service(stack, tokens, "hub-jobs-names") as (a, b):
+        held = a.post("jobs/", json=job_body("echo alice-secret", name="report"))
+        assert held.status_code == 201, held.text
+        alices = held.json()["metadata"]["name"]
+        answers = {}
+        for asked in ("report", alices, "never-used"):  # held (short and full) and free
+            resp = b.post("jobs/", json=job_body("true", name=asked))
+            assert resp.status_code == 201, resp.text
+            assert "alice-secret" not in resp.text
+            answers[asked] = resp.json()["metadata"]["name"]
+        tag = name_tag("bob")
+        assert answers == {
+            "report": f"report-{tag}",
+            alices: f"{alices}-{tag}",
+            "never-used": f"never-used-{tag}",
+        }
+        assert all(b.get(f"jobs/{name}").status_code == 200 for name in answers.values())
+        assert b.get(f"jobs/{alices}").status_code == 404
+        # one's own name: 409, by the short name or the full one, and nothing changes
+        before = objects(stack)
+        for asked in ("report", alices):
+            resp = a.post("jobs/", json=job_body("true", name=asked))
+            assert resp.status_code == 409 and alices in resp.json()["detail"], resp.text
+        assert objects(stack) == before
+        # generated names carry the tag too; a name without room for it is a 422
+        resp = b.post("jobs/", json=job_body("true"))
+        assert resp.status_code == 201 and resp.json()["metadata"]["name"].endswith(f"-{tag}")
+        before = objects(stack)
+        resp = a.post("cronjobs/", json=cron_body("true", "c" * 41))
+        assert resp.status_code == 422, resp.text
+        assert "metadata.name" in resp.json()["detail"] and "40 characters" in resp.json()["detail"]
+        resp = a.post("jobs/", json=job_body("true", name="j" * 52))
+        assert resp.status_code == 422 and "51 characters" in resp.json()["detail"]
+        assert objects(stack) == before
+        fitting = a.post("cronjobs/", json=cron_body("true", "c" * 40))
+        assert fitting.status_code == 201, fitting.text
+        assert len(fitting.json()["metadata"]["name"]) == 52
+
+        assert a.delete(f"cronjobs/{fitting.json()['metadata']['name']}").status_code == 200
+
+
+def test_nobody_can_pre_claim_the_names_of_a_cronjobs_runs(stack, tokens):
+    """Bob (and alice herself) ask for the very names alice's CronJob's runs will get; each
+    gets a name of their own, and the runs are then made, alice's, with their names."""
+    namespace = "hub-jobs-runs"
+    with shared_service(stack, tokens, namespace) as (a, b):
+        resp = a.post("cronjobs/", json=cron_body("echo run", "nightly", schedule="* * * * *"))
+        assert resp.status_code == 201, resp.text
+        cron = resp.json()["metadata"]
+        created = datetime.fromisoformat(cron["creation_timestamp"])
+        first = int(created.timestamp() // 60)
+        runs = [f"{cron['name']}-{m}" for m in range(first, first + 4)]  # the next ones
+        for client in (b, a):
+            for run in runs:
+                resp = client.post("jobs/", json=job_body("true", name=run))
+                assert resp.status_code == 201, resp.text
+                assert resp.json()["metadata"]["name"] not in runs
+        # the controller's next schedule check, a minute on
+        later = created + timedelta(seconds=70)
+        stack.kube.call(stack.kube.controllers.check_cronjobs, later)
+        made = [
+            j
+            for j in stack.kube.dump().get("batch/v1/jobs", [])
+            if j["metadata"]["namespace"] == namespace and j["metadata"]["name"] in runs
+        ]
+        assert made, "the CronJob made no run"
+        for own in b.get("jobs/").json()["items"]:
+            assert b.delete(f"jobs/{own['metadata']['name']}").status_code == 200
+        for run in made:
+            assert run["metadata"]["labels"]["valeria.io/owner"] == owner_label("alice")
+            name = run["metadata"]["name"]
+            assert a.get(f"jobs/{name}").status_code == 200
+            assert b.get(f"jobs/{name}").status_code == 404
+            # asking for an existing run's name: a name of one's own, never a 409
+            resp = b.post("jobs/", json=job_body("true", name=name))
+            assert resp.status_code == 201 and resp.json()["metadata"]["name"] != name
+        assert a.delete(f"cronjobs/{cron['name']}").status_code == 200
+
+
+def sleeper(seconds: int, parallelism: int = 1) -> dict:
+    body = job_body(f"sleep {seconds}")
+    body["job"]["spec"]["parallelism"] = parallelism
+    return body
+
+
+def test_shared_ceilings_refuse_with_the_figures_and_create_nothing(stack, tokens):
+    """Each person's jobs stay under their ceilings, counted from the Jobs themselves (the
+    pods need not exist yet); a CronJob holds its one run from the start, and its run is
+    not counted twice. Profile `small`: 250m CPU requested per pod."""
+    namespace = "hub-jobs-ceilings"
+    ceilings = {"cronjobs": "1", "jobs": "3", "pods": "4", "requests.cpu": "1"}
+    with shared_service(stack, tokens, namespace, user_ceilings=ceilings) as (a, b):
+
+        def refused(path: str, body: dict, ceiling: str, *figures: str) -> None:
+            before = objects(stack)
+            resp = a.post(path, json=body)
+            assert resp.status_code == 403, resp.text
+            detail = resp.json()["detail"]
+            assert f"ceiling of {ceiling}" in detail and all(f in detail for f in figures), detail
+            assert objects(stack) == before
+
+        first = a.post("jobs/", json=sleeper(60))
+        assert first.status_code == 201, first.text
+        refused("jobs/", sleeper(60, parallelism=4), "pods", "is 4", "needs 4", "hold 1")
+        assert a.post("jobs/", json=sleeper(60, parallelism=2)).status_code == 201
+        cron = a.post("cronjobs/", json=cron_body("sleep 60", "hourly", schedule="* * * * *"))
+        assert cron.status_code == 201, cron.text  # 3 jobs, 4 pods, 1 CPU: every ceiling full
+        refused("cronjobs/", cron_body("true", "another"), "cronjobs", "is 1", "hold 1")
+        refused("jobs/", sleeper(1), "jobs", "is 3", "needs 1", "hold 3")
+        # bob has ceilings of his own
+        assert b.post("jobs/", json=sleeper(1)).status_code == 201
+        # the CronJob's run starts: it was counted from the start, and is not counted again
+        created = datetime.fromisoformat(cron.json()["metadata"]["creation_timestamp"])
+        stack.kube.call(stack.kube.controllers.check_cronjobs, created + timedelta(seconds=70))
+        runs = [i for i in a.get("jobs/").json()["items"] if i["metadata"]["name"].startswith(
+            cron.json()["metadata"]["name"] + "-")]  # fmt: skip
+        assert len(runs) == 1 and not (runs[0]["status"] or {}).get("succeeded")
+        refused("jobs/", sleeper(1), "jobs", "hold 3")
+        assert a.delete(f"jobs/{first.json()['metadata']['name']}").status_code == 200
+        again = a.post("jobs/", json=sleeper(1))
+        assert again.status_code == 201, again.text
+        # a finished job holds nothing
+        wait_done(a, again.json()["metadata"]["name"])
+        assert a.post("jobs/", json=sleeper(1)).status_code == 201
+        for kind, items in (("cronjobs", a.get("cronjobs/")), ("jobs", a.get("jobs/"))):
+            for item in items.json()["items"]:
+                a.delete(f"{kind}/{item['metadata']['name']}")
+
+
+def test_shared_concurrent_submissions_cannot_both_pass_a_ceiling(stack, tokens):
+    namespace = "hub-jobs-burst"
+    with shared_service(stack, tokens, namespace, user_ceilings={"jobs": "1"}) as (a, b):
+
+        def submit(_: int) -> httpx.Response:
+            with httpx.Client(base_url=a.base_url, headers=a.headers, timeout=60) as own:
+                return own.post("jobs/", json=sleeper(2))
+
+        with ThreadPoolExecutor(8) as pool:
+            answers = list(pool.map(submit, range(8)))
+        codes = sorted(r.status_code for r in answers)
+        assert codes == [201] + [403] * 7, [r.text for r in answers]
+        jobs = [
+            j
+            for j in stack.kube.dump().get("batch/v1/jobs", [])
+            if j["metadata"]["namespace"] == namespace
+        ]
+        assert len(jobs) == 1
+        made = next(r for r in answers if r.status_code == 201).json()["metadata"]["name"]
+        wait_done(a, made)
+        assert a.post("jobs/", json=sleeper(0)).status_code == 201  # finished: room again
+
+
+def test_minimum_requests_and_one_run_at_a_time(stack, tokens):
+    """Either mode: requests below the minimum and cronjobs whose runs could pile up are
+    a 422 naming the field; in the shared namespace a limit a ceiling counts is required."""
+    ctr = "spec.template.spec.containers[0].resources"
+    with client(stack, tokens["alice"]) as c:
+        before = objects(stack)
+        body = job_body("true")
+        body["job"]["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+            "requests": {"cpu": "1m"}
+        }
+        resp = c.post("jobs/", json=body)
+        assert resp.status_code == 422 and f"{ctr}.requests.cpu" in resp.json()["detail"]
+        assert "minimum of 10m" in resp.json()["detail"]
+        for spec, field in (
+            ({"concurrencyPolicy": "Allow"}, "spec.concurrencyPolicy"),
+            ({"failedJobsHistoryLimit": 100}, "spec.failedJobsHistoryLimit"),
+        ):
+            resp = c.post("cronjobs/", json=cron_body("true", "piling", **spec))
+            assert resp.status_code == 422 and field in resp.json()["detail"], resp.text
+        assert objects(stack) == before
+    bare = {"bare": {"description": "requests only", "resources": {"requests": {"cpu": "100m"}}}}
+    with shared_service(stack, tokens, "hub-jobs-bare", profiles=bare) as (a, _):
+        before = objects(stack)
+        resp = a.post("jobs/", json=job_body("true"))
+        assert resp.status_code == 422, resp.text
+        assert f"{ctr}.limits.cpu: required in the shared namespace" in resp.json()["detail"]
+        resp = a.post("cronjobs/", json=cron_body("true", "bare"))
+        assert resp.status_code == 422
+        assert f"spec.jobTemplate.{ctr}.limits.cpu" in resp.json()["detail"]
+        assert objects(stack) == before
+        body = job_body("true")
+        body["job"]["spec"]["template"]["spec"]["containers"][0]["resources"] = {
+            "limits": {"cpu": "1", "memory": "1Gi"}
+        }
+        resp = a.post("jobs/", json=body)
+        assert resp.status_code == 201, resp.text
+        made = stack.kube.get_object(
+            "batch/v1/jobs", "hub-jobs-bare", resp.json()["metadata"]["name"]
+        )
+        resources = made["spec"]["template"]["spec"]["containers"][0]["resources"]
+        assert resources["requests"] == {"cpu": "100m", "memory": "1Gi"}  # memory: the limit

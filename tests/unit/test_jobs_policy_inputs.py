@@ -294,6 +294,73 @@ def test_operator_caps_that_are_no_quantity_fail_at_start():
         Rules(max_resources={"cpu": "lots"})
 
 
+# -- minimum requests and bounded cronjobs -----------------------------------------------------
+BARE = Rules(profiles=parse_profiles({"bare": {"description": "no resources"}}))
+
+
+def test_a_container_without_requests_gets_its_limit_or_the_minimum():
+    body = job(**{f"{C}.resources": {"limits": {"cpu": "2"}}})
+    resources = check_submission(body, "Job", BARE, NS).containers[0]["resources"]
+    assert resources == {"requests": {"cpu": "2", "memory": "32Mi"}, "limits": {"cpu": "2"}}
+    resources = check_submission(job(), "Job", BARE, NS).containers[0]["resources"]
+    assert resources == {"requests": {"cpu": "10m", "memory": "32Mi"}}
+    # a profile's requests stay as they are
+    profile = check_submission(job(), "Job", RULES, NS).containers[0]["resources"]
+    assert profile["requests"] == {"cpu": "250m", "memory": "1Gi"}
+
+
+@pytest.mark.parametrize(
+    "resources, field",
+    [
+        ({"requests": {"cpu": "1m"}}, "requests.cpu: 1m is below the minimum of 10m"),
+        ({"requests": {"cpu": "0"}}, "requests.cpu: 0 is below the minimum of 10m"),
+        ({"requests": {"memory": "1Mi"}}, "requests.memory: 1Mi is below the minimum of 32Mi"),
+        (
+            {"limits": {"memory": "16Mi"}},
+            "limits.memory: 16Mi is below the minimum request of 32Mi",
+        ),
+        ({"limits": {"cpu": "5m"}}, "limits.cpu: 5m is below the minimum request of 10m"),
+    ],
+)
+def test_requests_below_the_minimum_are_refused_by_field(resources, field):
+    for rules in (BARE, RULES):
+        body = job(**{f"{C}.resources": resources})
+        assert refused(body, rules=rules) == f"spec.template.spec.containers[0].resources.{field}"
+
+
+def test_minimums_and_profiles_that_do_not_fit_fail_at_start():
+    with pytest.raises(ValueError, match="min_requests: 'gpu'"):
+        Rules(min_requests={"gpu": "1"})
+    with pytest.raises(ValueError, match="min_requests: cpu: not a quantity"):
+        Rules(min_requests={"cpu": "some"})
+    with pytest.raises(ValueError, match="above max_resources"):
+        Rules(min_requests={"cpu": "9"})
+    tiny = parse_profiles({"tiny": {"resources": {"requests": {"cpu": "1m"}}}})
+    with pytest.raises(ValueError, match="profile 'tiny': requests.cpu 1m is below min_requests"):
+        Rules(profiles=tiny)
+    assert Rules(profiles=tiny, min_requests={}).profile("tiny").requests == {"cpu": "1m"}
+
+
+def test_a_cronjob_runs_one_at_a_time():
+    assert check_submission(cronjob(), "CronJob", RULES, NS).cron_spec["concurrencyPolicy"] == (
+        "Forbid"
+    )
+    for policy in ("Forbid", "Replace"):
+        cron = cronjob()
+        cron["spec"]["concurrencyPolicy"] = policy
+        checked = check_submission(cron, "CronJob", RULES, NS)
+        assert checked.cron_spec["concurrencyPolicy"] == policy
+    for policy in ("Allow", "allow", None, 1):
+        cron = cronjob()
+        cron["spec"]["concurrencyPolicy"] = policy
+        if policy is None:  # kbatch's to_dict() None: unset, the default
+            continue
+        assert refused(cron, "CronJob").startswith("spec.concurrencyPolicy: must be Forbid or")
+    cron = cronjob()
+    cron["spec"]["successfulJobsHistoryLimit"] = 11
+    assert refused(cron, "CronJob") == "spec.successfulJobsHistoryLimit: must be between 0 and 10"
+
+
 # -- env valueFrom ----------------------------------------------------------------------------
 ENV = f"{C}.env"
 WHERE = "spec.template.spec.containers[0].env[0].valueFrom"

@@ -38,6 +38,7 @@ from traitlets.config import Application, Config
 from ..names import DNS_LABEL
 from ..storage import StorageLayout
 from ..vault import VaultIdentity
+from .ceilings import parse_ceilings
 from .hub_service import SHARED_CONFIG_VARIABLE, SHARED_SECTIONS
 from .manifests import parse_extra_env
 from .naming import InvalidName, check_shared_namespace, user_namespace
@@ -195,6 +196,24 @@ class JobsServiceApp(Application):
         config=True,
         help="ResourceQuota 'hard' limits of each per-user namespace.",
     )
+    user_ceilings = Dict(
+        {
+            "jobs": "50",
+            "cronjobs": "20",
+            "pods": "50",
+            "requests.cpu": "16",
+            "requests.memory": "64Gi",
+            "limits.cpu": "32",
+            "limits.memory": "128Gi",
+        },
+        config=True,
+        help="'shared' mode: what one person's jobs may hold at once, enforced by the "
+        "service before it creates anything (the shared namespace has no quota per "
+        "person). Keys: jobs (unfinished Jobs), cronjobs, pods (parallelism), "
+        "requests.<resource> and limits.<resource> (parallelism x the pod's). A CronJob "
+        "holds one run's worth from its creation on. Beyond a ceiling: 403 with the "
+        "figures. Empty: no ceilings.",
+    )
     egress_allow_cidrs = List(
         Unicode(),
         config=True,
@@ -241,6 +260,13 @@ class JobsServiceApp(Application):
         {"cpu": "8", "memory": "32Gi", "ephemeral-storage": "50Gi"},
         config=True,
         help="Server-side caps on any container's requests and limits.",
+    )
+    min_requests = Dict(
+        {"cpu": "10m", "memory": "32Mi"},
+        config=True,
+        help="Least a container may request (cpu, memory, ephemeral-storage): a missing "
+        "request becomes the container's limit, or this minimum; less is refused (422). "
+        "Profiles must request at least this.",
     )
     max_active_deadline_seconds = Integer(
         24 * 3600, config=True, help="Cap (and default) of activeDeadlineSeconds."
@@ -380,6 +406,14 @@ class JobsServiceApp(Application):
             raise TraitError(str(e)) from None
         return proposal["value"]
 
+    @validate("user_ceilings")
+    def _v_ceilings(self, proposal: dict[str, Any]) -> dict:
+        try:
+            parse_ceilings(proposal["value"])
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+        return proposal["value"]
+
     @validate("code_max_unpacked_bytes", "code_max_members", "code_check_seconds")
     def _v_code_limits(self, proposal: dict[str, Any]) -> float:
         if not 0 < proposal["value"] < float("inf"):  # NaN too
@@ -424,6 +458,7 @@ class JobsServiceApp(Application):
             profiles=profiles,
             default_profile=self.default_profile,
             max_resources={k: str(v) for k, v in self.max_resources.items()},
+            min_requests={k: str(v) for k, v in self.min_requests.items()},
             max_active_deadline_seconds=self.max_active_deadline_seconds,
             default_ttl_seconds_after_finished=self.default_ttl_seconds_after_finished,
             max_ttl_seconds_after_finished=self.max_ttl_seconds_after_finished,
@@ -452,6 +487,7 @@ class JobsServiceApp(Application):
             prefix=self.namespace_prefix,
             shared=self.shared_namespace,
             quota={k: str(v) for k, v in self.namespace_quota.items()},
+            ceilings=parse_ceilings(self.user_ceilings),
             egress_allow_cidrs=tuple(self.egress_allow_cidrs),
             egress_deny_cidrs=tuple(self.egress_deny_cidrs),
             service_role=self.namespace_role,

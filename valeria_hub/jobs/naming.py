@@ -16,6 +16,9 @@ SYSTEM_PREFIXES = ("kube-", "openshift", "default-")
 GENERATE_ALPHABET = "bcdfghjklmnpqrstvwxz2456789"  # the API server's generateName alphabet
 MAX_JOB_NAME = 63  # the job-name label on its pods must stay a valid label value
 MAX_CRONJOB_NAME = 52  # the CronJob controller appends an 11-character suffix
+# shared mode: "-u" and 10 hex digits of the person's hash end every name the service makes
+TAG_PREFIX = "u"
+TAG_LENGTH = len(TAG_PREFIX) + 10
 
 
 class InvalidName(ValueError):
@@ -26,6 +29,35 @@ def owner_label(username: str) -> str:
     """The ``valeria.io/owner`` label value: readable part plus a hash, collision-free."""
     slug = dns_slug(username)[:40].strip("-")
     return f"{slug}-{user_hash(username, 10)}" if slug else f"u-{user_hash(username, 10)}"
+
+
+def name_tag(username: str) -> str:
+    """The person's tag in shared mode: ``u`` and 10 hex digits of their hash.
+
+    Always a letter in it, so a name ending in ``-<tag>`` never ends like a CronJob's run
+    (``<cronjob>-<minutes since the epoch>``, digits only).
+    """
+    return TAG_PREFIX + user_hash(username, TAG_LENGTH - len(TAG_PREFIX))
+
+
+def personal_name(name: str, username: str, max_length: int, what: str = "metadata.name") -> str:
+    """``<name>-<tag>``: the name a shared namespace gives one person's ``name``.
+
+    Everyone's names end with their own tag, so a name someone else holds is as free
+    as any other, a 409 only ever concerns one's own objects, and nobody can make the
+    name of another person's CronJob run. A name that already ends with the person's
+    own tag (a manifest read back and resubmitted) is kept as it is.
+    """
+    tag = name_tag(username)
+    if name.endswith(f"-{tag}"):
+        return check_object_name(name, max_length, what)
+    room = max_length - len(tag) - 1
+    if len(name) > room:
+        raise InvalidName(
+            f"{what} {name!r} is longer than {room} characters (the shared namespace "
+            f"appends -{tag} to your names)"
+        )
+    return check_object_name(f"{name}-{tag}", max_length, what)
 
 
 def is_system_namespace(namespace: str) -> bool:

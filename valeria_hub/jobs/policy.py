@@ -21,6 +21,11 @@ such keys can never be complete (an operator adds a policy selecting on ``team``
 plain keys are refused too; the owner, managed-by, job-name and controller-uid labels
 are the platform's and the Job controller's alone.
 
+Every container requests at least ``Rules.min_requests`` (a pod that requests nothing
+counts for nothing against a quota or a ceiling), and a CronJob runs one run at a time
+(``concurrencyPolicy`` Forbid or Replace: with Allow, runs of a slow job pile up beyond
+anything counted when it was submitted).
+
 Numbers and quantities are checked for type, range and form (bools, floats, strings,
 non-finite and huge values are refused by field name, never passed on), so whatever a
 person sends is a 422 naming the field, and the cluster sees only what was checked.
@@ -78,6 +83,10 @@ class Rules:
     max_resources: dict[str, str] = field(
         default_factory=lambda: {"cpu": "8", "memory": "32Gi", "ephemeral-storage": "50Gi"}
     )
+    # every container's requests are at least these: what a container names no request
+    # for gets its limit (as Kubernetes would) or, without one, this minimum; a request
+    # or limit below it is refused, so nobody schedules pods that count for nothing
+    min_requests: dict[str, str] = field(default_factory=lambda: {"cpu": "10m", "memory": "32Mi"})
     max_active_deadline_seconds: int = 24 * 3600
     default_ttl_seconds_after_finished: int = 7 * 24 * 3600
     max_ttl_seconds_after_finished: int = 30 * 24 * 3600
@@ -96,6 +105,24 @@ class Rules:
                 parse_quantity(value)
             except ValueError as e:
                 raise ValueError(f"max_resources: {key}: {e}") from None
+        for key, value in self.min_requests.items():
+            if key not in BASE_RESOURCES:
+                raise ValueError(f"min_requests: {key!r} is not one of {sorted(BASE_RESOURCES)}")
+            try:
+                low = parse_quantity(value)
+            except ValueError as e:
+                raise ValueError(f"min_requests: {key}: {e}") from None
+            cap = self.max_resources.get(key)
+            if cap is not None and low > parse_quantity(cap):
+                raise ValueError(f"min_requests: {key}: {value} is above max_resources ({cap})")
+            for profile in self.profiles.values():
+                for section in ("requests", "limits"):
+                    given = getattr(profile, section).get(key)
+                    if given is not None and parse_quantity(given) < low:
+                        raise ValueError(
+                            f"profile {profile.name!r}: {section}.{key} {given} is below "
+                            f"min_requests ({value})"
+                        )
 
     def profile(self, name: str | None) -> JobProfile:
         if name is None:
@@ -267,6 +294,7 @@ def check_resources(raw: Any, where: str, profile: JobProfile, rules: Rules) -> 
         }
         for section, values in result.items()
     }
+    _at_least_minimum(result, amounts, where, rules)
     for section, values in amounts.items():
         for key, amount in values.items():
             here = f"{where}.{section}.{key}"
@@ -292,6 +320,40 @@ def check_resources(raw: Any, where: str, profile: JobProfile, rules: Rules) -> 
             # not overcommittable: the API server wants the request equal to the limit
             raise PolicyError(here, f"must equal the limit ({result['limits'][key]})")
     return prune(result)
+
+
+def _at_least_minimum(
+    result: dict[str, dict[str, str]],
+    amounts: dict[str, dict[str, Decimal]],
+    where: str,
+    rules: Rules,
+) -> None:
+    """Every request in ``rules.min_requests`` set and at least its minimum (in place).
+
+    A missing request becomes the limit, as the API server would make it, or the minimum
+    without a limit; below the minimum is refused, naming the field. A pod that requests
+    (nearly) nothing is scheduled anywhere and counts for nothing against a quota or a
+    ceiling, however much it then uses.
+    """
+    for key, minimum in rules.min_requests.items():
+        low = parse_quantity(minimum)
+        if key in amounts["limits"] and amounts["limits"][key] < low:
+            raise PolicyError(
+                f"{where}.limits.{key}",
+                f"{result['limits'][key]} is below the minimum request of {minimum}",
+            )
+        if key in amounts["requests"]:
+            if amounts["requests"][key] < low:
+                raise PolicyError(
+                    f"{where}.requests.{key}",
+                    f"{result['requests'][key]} is below the minimum of {minimum}",
+                )
+        elif key in amounts["limits"]:
+            result["requests"][key] = result["limits"][key]
+            amounts["requests"][key] = amounts["limits"][key]
+        else:
+            result["requests"][key] = minimum
+            amounts["requests"][key] = low
 
 
 def check_security_context(raw: Any, where: str, *, pod: bool) -> bool:
@@ -572,9 +634,14 @@ def check_cron_spec(raw: Any, where: str) -> dict[str, Any]:
     ):
         raise PolicyError(f"{where}.schedule", "must be a cron schedule such as '0 3 * * *'")
     out: dict[str, Any] = {"schedule": schedule}
+    # one run at a time: with Allow, runs of a slow job pile up without bound, beyond
+    # what any quota or ceiling counted when the CronJob was submitted
     out["concurrencyPolicy"] = raw.get("concurrencyPolicy", "Forbid")
-    if out["concurrencyPolicy"] not in ("Allow", "Forbid", "Replace"):
-        raise PolicyError(f"{where}.concurrencyPolicy", "must be Allow, Forbid or Replace")
+    if out["concurrencyPolicy"] not in ("Forbid", "Replace"):
+        raise PolicyError(
+            f"{where}.concurrencyPolicy",
+            "must be Forbid or Replace (one run at a time; Allow lets runs pile up)",
+        )
     if "startingDeadlineSeconds" in raw:
         out["startingDeadlineSeconds"] = _int(
             raw["startingDeadlineSeconds"], f"{where}.startingDeadlineSeconds", 0, 24 * 3600

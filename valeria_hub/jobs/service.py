@@ -3,13 +3,21 @@
 Errors leave as ``ServiceError(status, message)``; the app turns them into JSON
 ``{"detail": message}``. A name that exists but belongs to someone else is reported
 exactly like a name that does not exist (404), so names do not leak.
+
+In the shared namespace every name the service makes ends with its person's tag (see
+:func:`.naming.personal_name`), so a name someone else holds is as free as any other,
+and each person's submissions pass their ceilings (:mod:`.ceilings`) one at a time.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import functools
 import logging
-from dataclasses import dataclass
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 from ..auth import state as tokens
@@ -18,6 +26,7 @@ from ..names import dependent_name
 from ..storage import owner_reference
 from ..vault import VaultError, VaultIdentity, refusal
 from . import isolation
+from .ceilings import CeilingExceeded, check_ceilings, demand, missing_limits, usage
 from .hubclient import HubAPI, HubUnavailable, HubUser
 from .kube import Kube, KubeError
 from .labels import OWNER_LABEL, owned_by
@@ -31,9 +40,11 @@ from .manifests import (
 from .naming import (
     MAX_CRONJOB_NAME,
     MAX_JOB_NAME,
+    TAG_LENGTH,
     InvalidName,
     generated_name,
     owner_label,
+    personal_name,
     random_suffix,
 )
 from .policy import CheckedJob, PolicyError, check_submission
@@ -54,9 +65,16 @@ class ServiceError(Exception):
 
 
 def kube_failure(e: KubeError, what: str) -> ServiceError:
-    """Kubernetes errors as the service reports them (never a 500)."""
+    """Kubernetes errors as the service reports them (never a 500).
+
+    A ResourceQuota's refusal (a per-user namespace's) is the person's limit, not the
+    cluster failing: 403 with the quota's figures, as a ceiling of the shared namespace
+    reads; any other 403 is the service's own rights, hence 503.
+    """
     if e.status in (404, 409, 422):
         return ServiceError(e.status, f"{what}: {e.message}")
+    if e.status == 403 and "exceeded quota" in e.message:
+        return ServiceError(403, f"{what}: {e.message}")
     return ServiceError(503, f"{what}: the cluster answered {e.status or 'nothing'} ({e.message})")
 
 
@@ -68,6 +86,18 @@ class Context:
     hub: HubAPI
     kube: Kube
     vault: VaultIdentity
+    # one lock per person submitting right now (a lock nobody holds or waits for goes)
+    locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
+        default_factory=weakref.WeakValueDictionary, compare=False, repr=False
+    )
+
+    def submissions_of(self, username: str) -> asyncio.Lock:
+        """The lock that makes one person's submissions count and create one at a time,
+        so two at once cannot both pass a ceiling that only one fits under."""
+        lock = self.locks.get(username)
+        if lock is None:
+            lock = self.locks[username] = asyncio.Lock()
+        return lock
 
     def namespace(self, user: HubUser) -> str:
         try:
@@ -160,11 +190,48 @@ async def ensure_namespace(ctx: Context, namespace: str, username: str) -> None:
         )
 
 
-def job_name(checked: CheckedJob) -> str:
-    if checked.name:
-        return checked.name
+def job_name(checked: CheckedJob, owner: str | None = None) -> str:
+    """The name to create: the requested one, or one made from ``generateName``.
+
+    With ``owner`` (the shared namespace) it ends with the owner's tag, so it can be
+    nobody else's; InvalidName when it does not fit.
+    """
     limit = MAX_CRONJOB_NAME if checked.kind == "CronJob" else MAX_JOB_NAME
-    return generated_name(checked.generate_name or "job-", random_suffix(), limit)
+    if owner is None:
+        if checked.name:
+            return checked.name
+        return generated_name(checked.generate_name or "job-", random_suffix(), limit)
+    if checked.name:
+        return personal_name(checked.name, owner, limit)
+    room = limit - TAG_LENGTH - 1
+    base = generated_name(checked.generate_name or "job-", random_suffix(), room)
+    return personal_name(base, owner, limit, "generated name")
+
+
+async def enforce_ceilings(
+    ctx: Context, user: HubUser, namespace: str, manifest: dict[str, Any]
+) -> None:
+    """Shared namespace: refuse (403, with the figures) what would take the person past
+    a ceiling. Called with the person's submission lock held, right before the create."""
+    ceilings = ctx.settings.namespaces.ceilings
+    if not ceilings:
+        return
+    selector = ctx.selector(user)
+    try:
+        jobs = await ctx.kube.list_workloads("Job", namespace, selector)
+        cronjobs = await ctx.kube.list_workloads("CronJob", namespace, selector)
+    except KubeError as e:
+        raise kube_failure(e, "could not count your jobs") from None
+    mine = [
+        [i for i in found.get("items") or [] if owned_by(i["metadata"], user.name, namespace)]
+        for found in (jobs, cronjobs)
+    ]
+    try:
+        check_ceilings(ceilings, usage(*mine), demand(manifest))
+    except CeilingExceeded as e:
+        raise ServiceError(403, e.message) from None
+    except ValueError as e:  # a quantity the API server would never hand out
+        raise ServiceError(503, f"could not count your jobs: {e}") from None
 
 
 async def submit(
@@ -189,9 +256,25 @@ async def _submit(
     settings = ctx.settings
     namespace = ctx.namespace(user)
     rules = settings.rules
+    shared = settings.namespaces.shared_mode
     try:
         checked = check_submission(job, kind, rules, namespace, profile)
+        # a taken name: the create answers 409 (nothing is made); in the shared
+        # namespace that can only be one's own
+        name = job_name(checked, user.name if shared else None)
+        if shared:
+            where = "spec.jobTemplate.spec" if kind == "CronJob" else "spec"
+            unset = missing_limits(
+                settings.namespaces.ceilings, checked.containers, f"{where}.template.spec"
+            )
+            if unset:
+                resource = unset.rsplit(".limits.", 1)[1]
+                raise PolicyError(
+                    unset, f"required in the shared namespace (a ceiling on limits.{resource})"
+                )
         data = await check_code(code, settings.code_limits)  # in a process of its own
+    except InvalidName as e:
+        raise ServiceError(422, str(e)) from None
     except PolicyError as e:
         raise ServiceError(422, str(e)) from None
     except UploadError as e:
@@ -203,7 +286,6 @@ async def _submit(
         log.warning("Vault lookup for %s failed: %s", user.name, e.reason)
         answer = refusal(e.reason)
         raise ServiceError(answer.status, answer.message) from None
-    name = job_name(checked)  # a taken name: the create answers 409 (nothing is made)
     secret = dependent_name("s3", name)
     image = checked.containers[0]["image"]
     fill = {"username": user.name, "job_name": name, "image": image, "namespace": namespace}
@@ -222,9 +304,31 @@ async def _submit(
         await ensure_namespace(ctx, namespace, user.name)
     except KubeError as e:
         raise kube_failure(e, "could not prepare your namespace") from None
-    # The workload first, then what it uses, owned by it from the start: no PATCH of a
-    # Secret, and whatever happens later the garbage collector removes them with it. A
-    # pod that starts before its Secret exists waits for it (the kubelet retries).
+    guard = ctx.submissions_of(user.name) if shared and settings.namespaces.ceilings else None
+    async with guard or contextlib.nullcontext():
+        if shared:
+            await enforce_ceilings(ctx, user, namespace, manifest)
+        secret_of = functools.partial(
+            build_secret, target, vault_profile, settings.layout.s3_endpoint_url
+        )
+        result = await create_all(ctx, kind, target, manifest, secret_of, data)
+    log.info("%s %s/%s created for %s", kind, namespace, name, user.name)
+    return result
+
+
+async def create_all(
+    ctx: Context,
+    kind: str,
+    target: Target,
+    manifest: dict[str, Any],
+    secret_of: Callable[[dict[str, Any]], dict[str, Any]],
+    data: bytes | None,
+) -> dict[str, Any]:
+    """The workload first, then what it uses, owned by it from the start: no PATCH of a
+    Secret, and whatever happens later the garbage collector removes them with it. A
+    pod that starts before its Secret exists waits for it (the kubelet retries). On any
+    failure what was made is deleted again."""
+    namespace, name = target.namespace, target.name
     created: list[tuple[str, str]] = []
     step = kind
     try:
@@ -232,9 +336,8 @@ async def _submit(
         created.append((kind, name))
         owner = owner_reference("batch/v1", kind, name, result["metadata"]["uid"])
         step = "Secret"
-        secret_body = build_secret(target, vault_profile, settings.layout.s3_endpoint_url, owner)
-        await ctx.kube.create_secret(namespace, secret_body)
-        created.append(("Secret", secret))
+        await ctx.kube.create_secret(namespace, secret_of(owner))
+        created.append(("Secret", target.secret_name))
         if data is not None:
             step = "ConfigMap"
             await ctx.kube.create_configmap(namespace, build_code_configmap(target, data, owner))
@@ -251,7 +354,6 @@ async def _submit(
                                    "over from an earlier attempt; retry") from None  # fmt: skip
             raise kube_failure(e, f"could not create the {kind}") from None
         raise
-    log.info("%s %s/%s created for %s", kind, namespace, name, user.name)
     return result
 
 

@@ -25,6 +25,8 @@ class Namespaces:
     prefix: str = "valeria-jobs-"
     shared: str = ""
     quota: Mapping[str, str] = field(default_factory=dict)
+    # shared mode: what one person's jobs may hold at once (see .ceilings)
+    ceilings: Mapping[str, str] = field(default_factory=dict)
     egress_allow_cidrs: tuple[str, ...] = ()
     egress_deny_cidrs: tuple[str, ...] = ()
     # bound in each per-user namespace: this ClusterRole to the service's own account
@@ -33,6 +35,12 @@ class Namespaces:
     service_role: str = "valeria-hub-user-namespace"
     service_account: tuple[str, str] | None = None
     pod_scc_role: str = "valeria-notebook-scc"
+
+    @property
+    def shared_mode(self) -> bool:
+        """True when all jobs share one namespace: names carry the person's tag and
+        the service keeps each person under their ceilings."""
+        return self.mode == "shared"
 
     def for_user(self, username: str, fallback: str = "") -> str:
         """The namespace of ``username``'s jobs (InvalidName if none is acceptable)."""
