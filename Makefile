@@ -16,6 +16,11 @@ NB_STAMP := $(NB_VENV)/.installed
 KB_VENV := .venv-kbatch
 KB_STAMP := $(KB_VENV)/.installed
 KBATCH_VERSION := 0.4.2
+# kbatch-proxy, the peer of the jobs benchmark, in an environment of its own: 0.4.2 needs
+# pydantic 1 and kubernetes<36, which the product's environment cannot hold, and imports
+# rich without declaring it.
+KBP_VENV := .venv-kbatch-proxy
+KBP_STAMP := $(KBP_VENV)/.installed
 # Keycloak's own server for tests/keycloak/: Maven Central's distribution, downloaded,
 # unpacked and built once by devstack/keycloak/real.py (which holds the version).
 KC_STAMP := .keycloak/.installed
@@ -58,6 +63,12 @@ $(KB_STAMP):
 	$(KB_VENV)/bin/pip install -q "kbatch==$(KBATCH_VERSION)"
 	touch $@
 
+$(KBP_STAMP):
+	rm -rf $(KBP_VENV)
+	$$(test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PYTHON)) -m venv $(KBP_VENV)
+	$(KBP_VENV)/bin/pip install -q "kbatch-proxy==$(KBATCH_VERSION)" "kubernetes<36" uvicorn rich
+	touch $@
+
 system-deps:
 	@missing=""; \
 	for p in $(TEST_DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -76,7 +87,7 @@ demo: $(STAMP) $(CHP) $(NB_STAMP)
 devstack: $(STAMP)
 	$(BIN)/python -m devstack run
 
-test: $(STAMP) $(CHP) $(NB_STAMP) $(KB_STAMP) $(KC_STAMP) system-deps
+test: $(STAMP) $(CHP) $(NB_STAMP) $(KB_STAMP) $(KBP_STAMP) $(KC_STAMP) system-deps
 	$(BIN)/ruff check .
 	$(BIN)/pytest -q -p no:cacheprovider
 
@@ -84,8 +95,8 @@ lint: $(STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
 
-bench: $(STAMP) $(CHP) $(NB_STAMP)
+bench: $(STAMP) $(CHP) $(NB_STAMP) $(KBP_STAMP)
 	$(BIN)/python -m benchmarks
 
 clean:
-	rm -rf $(VENV) $(NB_VENV) $(KB_VENV) $(NODE_PREFIX) .devstack
+	rm -rf $(VENV) $(NB_VENV) $(KB_VENV) $(KBP_VENV) $(NODE_PREFIX) .devstack

@@ -183,11 +183,12 @@ def bench_hub(
     *,
     namespace: str = "default",
     singleuser_cmd: str | None = None,
+    public_url: str | None = None,
     **extra_env: str,
 ) -> Iterator[BenchHub]:
     """A real JupyterHub on the production config (+ bench instrumentation)."""
     workdir.mkdir(parents=True, exist_ok=True)
-    public = f"http://127.0.0.1:{free_port()}"
+    public = public_url or f"http://127.0.0.1:{free_port()}"
     stack.allow_redirects_to(public)
     env = stack.hub_environment(
         public_url=public,

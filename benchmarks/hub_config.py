@@ -9,6 +9,8 @@ that only the benchmarks set:
   (``benchmarks.looplag``), started inside the hub's loop;
 - ``VALERIA_BENCH_PLAIN``: JSON of ``KubeSpawner`` settings: the hub then runs plain
   KubeSpawner with them (the baseline of the spawn-overhead scenario);
+- ``VALERIA_BENCH_KBATCH``: JSON ``{"url", "api_token"}`` of kbatch-proxy, registered as
+  the external service ``kbatch`` (the jobs scenario's peer);
 - ``VALERIA_BENCH_REFRESH``: ``auth_refresh_age,refresh_margin`` for the refresh scenario.
 """
 
@@ -27,6 +29,10 @@ if token := os.environ.get("VALERIA_BENCH_TOKEN"):
             "scopes": ["admin:users", "admin:servers", "access:servers", "tokens", "list:users"],
         }
     )
+
+if peer := os.environ.get("VALERIA_BENCH_KBATCH"):
+    # kbatch-proxy, the jobs scenario's peer: an external service on this hub
+    c.JupyterHub.services.append({"name": "kbatch", **json.loads(peer)})
 
 if lag_file := os.environ.get("VALERIA_BENCH_LOOPLAG"):
     from benchmarks.looplag import LoopLagMonitor

@@ -12,21 +12,30 @@ through the proxy at ``/services/jobs/`` with a user's hub token.
    20,000 in alice's namespace too (the shared-namespace layout, where only the
    owner label selector keeps them out). Jobs are seeded straight into the store,
    cloned from one that the service made.
+
+The peer: kbatch-proxy 0.4.2 (``kbatch_peer``), an external service of the same hub on
+the same stand-in, takes the same submissions in alternating turns and lists the same
+number of the person's own jobs; the figures carry both and the ratios.
 """
 
 from __future__ import annotations
 
 import asyncio
 import copy
+import secrets
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
 
+from devstack.deployment import HUB_USER
+from devstack.hub import free_port
+from devstack.stack import DEMO_KUBE_TOKEN
 from valeria_hub.jobs.labels import OWNER_LABEL, USERNAME_ANNOTATION
 from valeria_hub.jobs.naming import owner_label
 
+from . import kbatch_peer
 from .common import BenchHub, bench_hub, bench_stack, login, summary_ms, user_client
 
 NAME = "jobs"
@@ -40,19 +49,24 @@ def job_body(command: str, prefix: str = "bench-") -> dict[str, Any]:
         "job": {
             "apiVersion": "batch/v1",
             "kind": "Job",
-            "metadata": {"generateName": prefix},
-            "spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}},
+            # kbatch-proxy 0.4.2 fails (500) without labels and annotations (as its client sends)
+            "metadata": {"generateName": prefix, "labels": {}, "annotations": {}},
+            "spec": {
+                "template": {
+                    "metadata": {"labels": {}, "annotations": {}},
+                    "spec": {"restartPolicy": "Never", "containers": [container]},
+                }
+            },
         }
     }
 
 
 async def user_token(hub: BenchHub, user: str) -> str:
     async with hub.api() as api:
+        # the person's own scopes: kbatch-proxy reads the name and groups of the token
         resp = await api.post(
-            f"/users/{user}/tokens",
-            json={"note": "benchmarks", "expires_in": 3600,
-                  "scopes": ["access:services!service=jobs"]},
-        )  # fmt: skip
+            f"/users/{user}/tokens", json={"note": "benchmarks", "expires_in": 3600}
+        )
         resp.raise_for_status()
         return resp.json()["token"]
 
@@ -86,7 +100,10 @@ async def log_follow(client: httpx.AsyncClient, lines: int) -> dict[str, Any]:
 
 
 # -- 2. submissions ---------------------------------------------------------------------
-async def submit_at(client: httpx.AsyncClient, concurrency: int, total: int) -> dict[str, Any]:
+async def submit_batch(
+    client: httpx.AsyncClient, concurrency: int, total: int
+) -> tuple[list[float], dict[str, int], float]:
+    """``total`` submissions by ``concurrency`` workers: latencies, errors, seconds."""
     latencies: list[float] = []
     errors: dict[str, int] = {}
     queue = list(range(total))
@@ -100,21 +117,55 @@ async def submit_at(client: httpx.AsyncClient, concurrency: int, total: int) -> 
                 status = str(resp.status_code)
             except httpx.HTTPError as e:
                 status = type(e).__name__
-            if status == "201":
+            if status in ("200", "201"):  # kbatch-proxy answers 200
                 latencies.append(time.perf_counter() - t0)
             else:
                 errors[status] = errors.get(status, 0) + 1
 
     t0 = time.perf_counter()
     await asyncio.gather(*(worker() for _ in range(concurrency)))
-    seconds = time.perf_counter() - t0
+    return latencies, errors, time.perf_counter() - t0
+
+
+def submit_figures(
+    concurrency: int, latencies: list[float], errors: dict[str, int], seconds: float
+) -> dict[str, Any]:
+    """One concurrency level's figures. Pure."""
     return {
         "concurrency": concurrency,
         "submitted": len(latencies),
         "errors": errors,
-        "per_second": round(len(latencies) / seconds, 1),
+        "per_second": round(len(latencies) / seconds, 1) if seconds else 0.0,
         **summary_ms(latencies, (50, 99)),
     }
+
+
+async def submit_alternating(
+    clients: dict[str, httpx.AsyncClient], concurrency: int, total: int, rounds: int
+) -> dict[str, dict[str, Any]]:
+    """``total`` submissions per service, in ``rounds`` turns that alternate between the
+    services, so that each sees the same machine (load, caches, store size) over time."""
+    acc = {label: ([], {}, 0.0) for label in clients}
+    per_round = max(1, total // rounds)
+    for _ in range(rounds):
+        for label, client in clients.items():
+            latencies, errors, seconds = await submit_batch(client, concurrency, per_round)
+            old = acc[label]
+            for k, v in errors.items():
+                old[1][k] = old[1].get(k, 0) + v
+            acc[label] = (old[0] + latencies, old[1], old[2] + seconds)
+    return {label: submit_figures(concurrency, *values) for label, values in acc.items()}
+
+
+def ratios(ours: list[dict[str, Any]], peer: list[dict[str, Any]]) -> dict[str, Any]:
+    """Ours over the peer's throughput at each concurrency (> 1: we are faster). Pure."""
+    out: dict[str, Any] = {}
+    for a, b in zip(ours, peer, strict=True):
+        c = a["concurrency"]
+        out[f"submit_per_second_at_{c}"] = (
+            round(a["per_second"] / b["per_second"], 2) if b["per_second"] else None
+        )
+    return out
 
 
 # -- 3. list and show ---------------------------------------------------------------------
@@ -184,6 +235,22 @@ async def list_and_show(
     return out
 
 
+async def peer_listing(
+    stack: Any, client: httpx.AsyncClient, own: int, reps: int
+) -> dict[str, Any]:
+    """kbatch-proxy's list of the person's jobs with ``own`` of them in its namespace
+    (kbatch-proxy puts a person's jobs in a namespace named after them)."""
+    kube = stack.kube
+    items = (await client.get("jobs/")).json()["items"]
+    meta = items[0]["metadata"]
+    template = kube.call(kube.get_object, JOBS, meta["namespace"], meta["name"])
+    missing = max(0, own - len(items))
+    placements = [(meta["namespace"], f"own-{i:05d}", USER) for i in range(missing)]
+    kube.call(seed_clones, kube, template, placements, timeout=600)
+    listed, count = await timed(client, "jobs/", reps)
+    return {"listed_items": count, "list": listed}
+
+
 async def scenario(stack: Any, hub: BenchHub, quick: bool) -> dict[str, Any]:
     client = user_client()
     resp = await login(client, hub.url, USER)  # auth_state with Keycloak tokens
@@ -191,33 +258,82 @@ async def scenario(stack: Any, hub: BenchHub, quick: bool) -> dict[str, Any]:
     if resp.status_code != 200:
         raise RuntimeError(f"login failed: {resp.status_code}")
     token = await user_token(hub, USER)
-    async with jobs_client(hub, token) as client:
+    async with jobs_client(hub, token) as client, peer_client(hub, token) as peer:
         follow = await log_follow(client, 5 if quick else 25)
         kube = stack.kube
         if kube.kubelet is not None:
             kube.call(kube.kubelet.stop, timeout=60)
         if kube.controllers is not None:
             kube.call(kube.controllers.stop, timeout=60)
-        await submit_at(client, 5, 10)  # warm-up: connections, namespace, caches
-        plan = [(1, 5), (10, 20), (50, 50)] if quick else [(1, 100), (10, 500), (50, 1000)]
-        submits = [await submit_at(client, c, n) for c, n in plan]
+        clients = {"ours": client, "kbatch_proxy": peer}
+        for label, c in clients.items():  # warm-up: connections, namespaces, caches
+            latencies, errors, _ = await submit_batch(c, 5, 10)
+            if errors:
+                sample = (await c.post("jobs/", json=job_body("true"))).text[:300]
+                raise RuntimeError(f"{label}: warm-up submissions failed: {errors}: {sample}")
+        plan = [(1, 6), (10, 20), (50, 50)] if quick else [(1, 200), (10, 600), (50, 1000)]
+        rounds = 2 if quick else 4
+        both = [await submit_alternating(clients, c, n, rounds) for c, n in plan]
+        submits = [b["ours"] for b in both]
+        peer_submits = [b["kbatch_proxy"] for b in both]
         own, others, reps = (50, 200, 3) if quick else (2000, 20000, 20)
+        peer_list = await peer_listing(stack, peer, own, reps)
         listing = await list_and_show(stack, client, own, others, reps)
-    at10 = next(s for s in submits if s["concurrency"] == 10)
+    at1 = ratios(submits, peer_submits)
     base = listing["own_only"]["list"]["p50_ms"]
     worst = max(v["list"]["p50_ms"] for v in listing.values())
     return {
         "log_follow_latency": follow,
         "submit": submits,
         "list_show": listing,
+        "kbatch_proxy": {
+            "version": kbatch_peer.VERSION,
+            "submit": peer_submits,
+            "list_own": peer_list,
+        },
+        "ratios": {
+            **at1,
+            "list_p50_at_own": (
+                round(peer_list["list"]["p50_ms"] / base, 2) if base else None
+            ),  # > 1: our list is faster
+        },
         "targets": {
-            "submit_per_second_at_10>=100": at10["per_second"] >= 100,
+            "submit_at_10>=kbatch_proxy": (at1.get("submit_per_second_at_10") or 0) >= 1.0,
+            "submit_at_1>=0.8x_kbatch_proxy": (at1.get("submit_per_second_at_1") or 0) >= 0.8,
             "list_p50<=50ms_at_2000_own": base <= 50,
             "list_unaffected_by_others(p50_within_20%)": worst <= base * 1.2 + 5,
         },
     }
 
 
+def peer_client(hub: BenchHub, token: str) -> httpx.AsyncClient:
+    """kbatch-proxy through the same proxy, with the same token."""
+    return httpx.AsyncClient(
+        base_url=f"{hub.url}{kbatch_peer.PREFIX}/",
+        headers={"Authorization": f"token {token}"},
+        timeout=120,
+        limits=httpx.Limits(max_connections=100, max_keepalive_connections=100),
+    )
+
+
 def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
-    with bench_stack(workdir) as stack, bench_hub(stack, workdir / "hub") as hub:
+    kbatch_peer.python()  # fails at once, naming the make target, if the peer is missing
+    api_token = secrets.token_hex(24)
+    public = f"http://127.0.0.1:{free_port()}"
+    tokens = {
+        DEMO_KUBE_TOKEN: {"user": HUB_USER},
+        kbatch_peer.KUBE_TOKEN: kbatch_peer.KUBE_IDENTITY,
+    }
+    with (
+        bench_stack(workdir, tokens=tokens) as stack,
+        kbatch_peer.running(
+            workdir / "kbatch", stack.kube.url, f"{public}/hub/api", api_token
+        ) as peer_url,
+        bench_hub(
+            stack,
+            workdir / "hub",
+            public_url=public,
+            **kbatch_peer.hub_environment(peer_url, api_token),
+        ) as hub,
+    ):
         return asyncio.run(scenario(stack, hub, quick))

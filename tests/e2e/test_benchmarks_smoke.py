@@ -52,7 +52,7 @@ EXPECTED = {
     },
     "memory": {"users_in_db", "running_servers", "hub_rss_mb", "jobs_service_rss_mb"},
     "token_refresh": {"concurrent_requests", "token_endpoint_calls", "failures", "session"},
-    "jobs": {"log_follow_latency", "submit", "list_show", "targets"},
+    "jobs": {"log_follow_latency", "submit", "list_show", "kbatch_proxy", "ratios", "targets"},
 }
 
 
@@ -93,6 +93,14 @@ def test_quick_run_prints_every_scenario(tmp_path):
     jobs = records["jobs"]
     assert [s["concurrency"] for s in jobs["submit"]] == [1, 10, 50]
     assert all(not s["errors"] for s in jobs["submit"])
+    # the peer took the same submissions, alternating, on the same hub and stand-in
+    peer = jobs["kbatch_proxy"]
+    assert peer["version"] == "0.4.2"
+    assert [s["concurrency"] for s in peer["submit"]] == [1, 10, 50]
+    assert all(not s["errors"] and s["submitted"] > 0 for s in peer["submit"])
+    assert peer["list_own"]["listed_items"] >= 50
+    assert set(jobs["ratios"]) >= {"submit_per_second_at_1", "submit_per_second_at_10"}
+    assert all(v is not None and v > 0 for v in jobs["ratios"].values())
     assert jobs["log_follow_latency"]["lines"] == 5
     counts = {v["listed_items"] for v in jobs["list_show"].values()}
     assert len(counts) == 1, "other users' jobs leaked into the list"
