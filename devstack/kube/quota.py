@@ -458,13 +458,14 @@ def _now() -> datetime:
 
 
 def namespace_objects(store: Store, namespace: str, names: Iterable[str]) -> list[tuple[Kind, Obj]]:
-    """The namespace's objects of every kind that uses one of ``names``."""
+    """The namespace's objects of every kind that uses one of ``names`` (the stored ones,
+    read only: usage is recomputed after every change and copying them all each time
+    made the quota controller the slowest part of the stand-in)."""
     names = set(names)
     out = []
     for kind in KINDS:
         if kind.namespaced and any(tracks(kind, n) for n in names):
-            items, _ = store.list(kind.resource, namespace)
-            out += [(kind, o) for o in items]
+            out += [(kind, o) for o in store.peek(kind.resource, namespace)]
     return out
 
 

@@ -77,6 +77,8 @@ class Store:
 
     def __init__(self, history: int = 100_000) -> None:
         self._objects: dict[str, dict[tuple[str, str], Obj]] = {}
+        # the same objects by namespace: a list of one namespace does not walk all of them
+        self._by_ns: dict[str, dict[str, dict[str, Obj]]] = {}
         self._log: deque[Event] = deque(maxlen=history)
         self._rv = 0
         self._changed = asyncio.Condition() if _has_loop() else None
@@ -110,14 +112,18 @@ class Store:
         predicate: Callable[[Obj], bool] | None = None,
     ) -> tuple[list[Obj], int]:
         """Objects of a resource (in one namespace, or all when None) and the list's rv."""
-        items = []
-        for (ns, _), obj in sorted(self._objects.get(resource, {}).items()):
-            if namespace is not None and ns != namespace:
-                continue
-            if predicate is not None and not predicate(obj):
-                continue
-            items.append(copy.deepcopy(obj))
+        if namespace is None:
+            found = [obj for _, obj in sorted(self._objects.get(resource, {}).items())]
+        else:
+            bucket = self._by_ns.get(resource, {}).get(namespace, {})
+            found = [bucket[name] for name in sorted(bucket)]
+        items = [copy.deepcopy(o) for o in found if predicate is None or predicate(o)]
         return items, self._rv
+
+    def peek(self, resource: str, namespace: str) -> list[Obj]:
+        """The stored objects of one namespace themselves, not copies, for controllers
+        that only read them (quota usage): the caller must not change them."""
+        return list(self._by_ns.get(resource, {}).get(namespace, {}).values())
 
     def resources(self) -> list[str]:
         return list(self._objects)
@@ -144,6 +150,7 @@ class Store:
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
         bucket[(namespace, name)] = obj
+        self._index(resource, namespace, name, obj)
         self._record("ADDED", resource, namespace, obj)
         return copy.deepcopy(obj)
 
@@ -183,6 +190,7 @@ class Store:
         self._rv += 1
         meta["resourceVersion"] = str(self._rv)
         self._objects[resource][(namespace, name)] = obj
+        self._index(resource, namespace, name, obj)
         self._record("MODIFIED", resource, namespace, obj, prev=current)
         return copy.deepcopy(obj)
 
@@ -200,11 +208,22 @@ class Store:
             raise NotFound(
                 f'{_plural(resource)} "{name}" not found', details=_details(resource, name)
             )
+        self._index(resource, namespace, name, None)
         prev = copy.deepcopy(obj)
         self._rv += 1
         obj["metadata"]["resourceVersion"] = str(self._rv)
         self._record("DELETED", resource, namespace, obj, prev=prev)
         return copy.deepcopy(obj)
+
+    def _index(self, resource: str, namespace: str, name: str, obj: Obj | None) -> None:
+        by_ns = self._by_ns.setdefault(resource, {})
+        if obj is not None:
+            by_ns.setdefault(namespace, {})[name] = obj
+            return
+        bucket = by_ns.get(namespace, {})
+        bucket.pop(name, None)
+        if not bucket:
+            by_ns.pop(namespace, None)
 
     # -- events -----------------------------------------------------------
     def add_listener(self, fn: Callable[[Event], None]) -> Callable[[], None]:

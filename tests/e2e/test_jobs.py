@@ -178,6 +178,34 @@ def test_per_user_namespace_has_isolation(stack, tokens):
     assert quota["spec"]["hard"]["limits.cpu"] == "32"
 
 
+def test_a_namespace_deleted_by_hand_is_set_up_again_by_the_next_submission(stack, tokens):
+    """The service sets a person's namespace up once and then takes it as ready; if an
+    administrator deletes it meanwhile, the next submission makes it again, with its
+    bindings, NetworkPolicy and quota, instead of failing."""
+    namespace = user_namespace("valeria-jobs-", "bob")
+    with client(stack, tokens["bob"]) as c:
+        assert c.post("jobs/", json=job_body("true")).status_code == 201
+
+        def delete_namespace() -> None:  # as namespace deletion does: contents first
+            store = stack.kube.store
+            for resource in store.resources():
+                for obj in store.list(resource, namespace)[0]:
+                    store.delete(resource, namespace, obj["metadata"]["name"])
+            store.delete("v1/namespaces", "", namespace)
+
+        stack.kube.call(delete_namespace)
+        resp = c.post("jobs/", json=job_body("true"))
+        assert resp.status_code == 201, resp.text
+        assert resp.json()["metadata"]["namespace"] == namespace
+    for resource, name in (
+        ("networking.k8s.io/v1/networkpolicies", "valeria-jobs-isolation"),
+        ("v1/resourcequotas", "valeria-jobs-quota"),
+    ):
+        assert stack.kube.get_object(resource, namespace, name)["metadata"]["name"] == name
+    bindings = stack.kube.store.list("rbac.authorization.k8s.io/v1/rolebindings", namespace)[0]
+    assert len(bindings) == 2  # the service's own rights and the pods' SCC
+
+
 def test_code_upload_is_unpacked_into_the_working_dir(stack, tokens):
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as z:
@@ -300,7 +328,13 @@ def test_cronjob_lifecycle(stack, tokens):
         assert c.get("cronjobs/nightly").status_code == 404
 
 
+def service_memory(stack) -> dict:
+    """The people's Vault profiles the running service keeps (username -> entry)."""
+    return stack.service.server.config.app.state.ctx.profiles
+
+
 def test_expired_login_is_401_and_vault_down_is_503(stack, tokens):
+    service_memory(stack).clear()  # as after a restart: Vault must be read
     stack.vault.faults.inject("/v1/auth/jwt/login", status=503, times=2)
     try:
         with client(stack, tokens["bob"]) as c:
@@ -308,6 +342,7 @@ def test_expired_login_is_401_and_vault_down_is_503(stack, tokens):
             assert resp.status_code == 503 and "vault" in resp.json()["detail"].lower()
     finally:
         stack.vault.faults.clear()
+    assert "bob" not in service_memory(stack)
     stack.vault.faults.inject(
         "/v1/auth/jwt/login", status=400, body={"errors": ["token is expired"]}, times=1
     )
@@ -317,6 +352,27 @@ def test_expired_login_is_401_and_vault_down_is_503(stack, tokens):
             assert resp.status_code == 401 and "log in to the hub again" in resp.json()["detail"]
     finally:
         stack.vault.faults.clear()
+
+
+def test_a_vault_profile_read_a_moment_ago_serves_the_next_submissions(stack, tokens):
+    """Vault's three calls were most of a submission: a person's profile is kept in the
+    service's memory for vault_profile_ttl (60 s) after a successful read, so Vault
+    going down a moment later does not stop their next submissions; a person whose
+    profile is not kept still gets the 503."""
+    memory = service_memory(stack)
+    memory.clear()
+    with client(stack, tokens["alice"]) as a, client(stack, tokens["bob"]) as b:
+        assert a.post("jobs/", json=job_body("true")).status_code == 201
+        assert set(memory) == {"alice"}
+        stack.vault.faults.inject("/v1/auth/jwt/login", status=503)
+        try:
+            for _ in range(3):
+                assert a.post("jobs/", json=job_body("true")).status_code == 201
+            resp = b.post("jobs/", json=job_body("true"))
+            assert resp.status_code == 503 and "vault" in resp.json()["detail"].lower()
+        finally:
+            stack.vault.faults.clear()
+    assert "alice-s3-secret-value" not in repr(memory)  # the keys never show in a repr
 
 
 def test_kubernetes_down_is_503_with_a_message(stack, tokens):

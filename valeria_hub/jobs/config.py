@@ -130,6 +130,13 @@ class JobsServiceApp(Application):
         help="Seconds the user's Keycloak access token must stay valid for the Vault login; "
         "an older login gets 401 'log in to the hub again' (the hub refreshes tokens).",
     )
+    vault_profile_ttl = Float(
+        60.0,
+        config=True,
+        help="Seconds a person's uid, gid and S3 keys read from Vault stay in this "
+        "process's memory (never on disk, never logged) for their next submissions; "
+        "dropped as soon as their login is found ended. 0: read Vault at every submission.",
+    )
     public_profiles = Bool(
         False,
         config=True,
@@ -420,6 +427,12 @@ class JobsServiceApp(Application):
             raise TraitError(f"{proposal['trait'].name} must be a positive finite number")
         return proposal["value"]
 
+    @validate("vault_profile_ttl")
+    def _v_profile_ttl(self, proposal: dict[str, Any]) -> float:
+        if not 0 <= proposal["value"] < float("inf"):  # NaN too
+            raise TraitError("vault_profile_ttl must be a finite number of seconds, 0 or more")
+        return proposal["value"]
+
     @validate("egress_allow_cidrs", "egress_deny_cidrs")
     def _v_cidrs(self, proposal: dict[str, Any]) -> list:
         for value in proposal["value"]:
@@ -509,6 +522,7 @@ class JobsServiceApp(Application):
             user_cache_ttl=self.user_cache_ttl,
             user_cache_size=self.user_cache_size,
             token_min_validity=self.token_min_validity,
+            vault_profile_ttl=self.vault_profile_ttl,
             public_profiles=self.public_profiles,
             kubeconfig=self.kubeconfig,
             kube_timeout=self.kube_timeout,

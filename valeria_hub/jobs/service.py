@@ -24,7 +24,7 @@ from ..auth import state as tokens
 from ..metrics import JOB_SUBMISSIONS, submission_result
 from ..names import dependent_name
 from ..storage import owner_reference
-from ..vault import VaultError, VaultIdentity, refusal
+from ..vault import UserProfile, VaultError, VaultIdentity, refusal
 from . import isolation
 from .ceilings import CeilingExceeded, check_ceilings, demand, missing_limits, usage
 from .hubclient import HubAPI, HubUnavailable, HubUser
@@ -55,6 +55,9 @@ log = logging.getLogger("valeria_hub.jobs")
 
 LOGIN_AGAIN = "Your login has expired: log in to the hub again, then retry."
 RBAC_SETTLE_SECONDS = 5.0  # how long a just-made RoleBinding may take to be honoured
+# A person's namespace, once set up, is taken as ready for this long before its objects
+# are looked at again (a NetworkPolicy or quota deleted by hand comes back within it).
+NAMESPACE_RECHECK_SECONDS = 300.0
 
 
 class ServiceError(Exception):
@@ -62,6 +65,17 @@ class ServiceError(Exception):
         super().__init__(message)
         self.status = status
         self.message = message
+
+
+class NamespaceGone(Exception):
+    """The namespace a submission was to go to does not exist (any more)."""
+
+
+def namespace_gone(e: KubeError) -> bool:
+    """What a create answers when its namespace, or the service's rights there, went:
+    404, or 403 (the RoleBinding went with the namespace, and authorization comes before
+    the namespace is looked up) but not a quota's refusal."""
+    return e.status == 404 or (e.status == 403 and "exceeded quota" not in e.message)
 
 
 def kube_failure(e: KubeError, what: str) -> ServiceError:
@@ -90,6 +104,13 @@ class Context:
     locks: weakref.WeakValueDictionary[str, asyncio.Lock] = field(
         default_factory=weakref.WeakValueDictionary, compare=False, repr=False
     )
+    # people's Vault profiles: username -> (loop time read, profile); memory only
+    profiles: dict[str, tuple[float, UserProfile]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
+    # per-user namespaces this process set up (loop time), and the set-ups under way
+    ready: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
+    setups: dict[str, asyncio.Future[None]] = field(default_factory=dict, compare=False, repr=False)
 
     def submissions_of(self, username: str) -> asyncio.Lock:
         """The lock that makes one person's submissions count and create one at a time,
@@ -129,12 +150,64 @@ async def user_access_token(ctx: Context, user: HubUser) -> str:
         raise ServiceError(503, f"cannot read your login from the hub: {e}") from None
     token = tokens.access_token(fresh, min_validity=minimum) if fresh else None
     if token is None:
+        ctx.profiles.pop(user.name, None)  # the login ended: nothing of theirs stays
         raise ServiceError(401, LOGIN_AGAIN)
     return token
 
 
+async def storage_profile(ctx: Context, user: HubUser, access: str) -> UserProfile:
+    """The person's uid, gid and S3 keys: from Vault, logging in with their own access
+    token, or from this process's memory if read less than ``vault_profile_ttl`` ago.
+
+    Vault's three calls were the larger part of a submission; the profile is kept only
+    after a successful read, only in memory, and goes when the person's login is found
+    ended (:func:`user_access_token`, which every submission passes first).
+    """
+    ttl = ctx.settings.vault_profile_ttl
+    now = asyncio.get_running_loop().time()
+    kept = ctx.profiles.get(user.name)
+    if kept is not None and now - kept[0] < ttl:
+        return kept[1]
+    try:
+        profile, _ = await ctx.vault.fetch_profile(access, user.name)
+    except VaultError as e:
+        ctx.profiles.pop(user.name, None)
+        log.warning("Vault lookup for %s failed: %s", user.name, e.reason)
+        answer = refusal(e.reason)
+        raise ServiceError(answer.status, answer.message) from None
+    if ttl > 0:
+        for name in [n for n, (at, _) in ctx.profiles.items() if now - at >= ttl]:
+            del ctx.profiles[name]  # the expired ones go, so memory follows active people
+        ctx.profiles[user.name] = (now, profile)
+    return profile
+
+
 async def ensure_namespace(ctx: Context, namespace: str, username: str) -> None:
-    """Per-user mode: the namespace, on first use, with everything its jobs need.
+    """Per-user mode: the namespace set up once, then known to be ready.
+
+    A submission costs no call for its namespace as long as this process set it up less
+    than NAMESPACE_RECHECK_SECONDS ago; concurrent first submissions share one set-up. A
+    namespace deleted meanwhile shows as a 404 on the create, which sets it up again
+    (:func:`_submit`).
+    """
+    if ctx.settings.namespaces.mode != "per-user":
+        return
+    loop = asyncio.get_running_loop()
+    ready_at = ctx.ready.get(namespace)
+    if ready_at is not None and loop.time() - ready_at < NAMESPACE_RECHECK_SECONDS:
+        return
+    setup = ctx.setups.get(namespace)
+    if setup is None:
+        setup = ctx.setups[namespace] = asyncio.ensure_future(
+            set_up_namespace(ctx, namespace, username)
+        )
+        setup.add_done_callback(lambda _: ctx.setups.pop(namespace, None))
+    await asyncio.shield(setup)  # one caller going away does not cancel the others'
+    ctx.ready[namespace] = loop.time()
+
+
+async def set_up_namespace(ctx: Context, namespace: str, username: str) -> None:
+    """The namespace with everything its jobs need.
 
     In this order: the namespace (or the check that an existing one was made for this very
     person); the RoleBinding of the service's own role there (creating a namespace gives
@@ -144,8 +217,6 @@ async def ensure_namespace(ctx: Context, namespace: str, username: str) -> None:
     submission.
     """
     namespaces = ctx.settings.namespaces
-    if namespaces.mode != "per-user":
-        return
     existing = await ctx.kube.read_namespace(namespace)
     if existing is None:
         try:
@@ -280,12 +351,7 @@ async def _submit(
     except UploadError as e:
         raise ServiceError(e.status, str(e)) from None
     access = await user_access_token(ctx, user)
-    try:
-        vault_profile, _ = await ctx.vault.fetch_profile(access, user.name)
-    except VaultError as e:
-        log.warning("Vault lookup for %s failed: %s", user.name, e.reason)
-        answer = refusal(e.reason)
-        raise ServiceError(answer.status, answer.message) from None
+    vault_profile = await storage_profile(ctx, user, access)
     secret = dependent_name("s3", name)
     image = checked.containers[0]["image"]
     fill = {"username": user.name, "job_name": name, "image": image, "namespace": namespace}
@@ -311,7 +377,17 @@ async def _submit(
         secret_of = functools.partial(
             build_secret, target, vault_profile, settings.layout.s3_endpoint_url
         )
-        result = await create_all(ctx, kind, target, manifest, secret_of, data)
+        try:
+            result = await create_all(
+                ctx, kind, target, manifest, secret_of, data, retry=not shared
+            )
+        except NamespaceGone:  # deleted since it was set up: once more, from the start
+            ctx.ready.pop(namespace, None)
+            try:
+                await ensure_namespace(ctx, namespace, user.name)
+            except KubeError as e:
+                raise kube_failure(e, "could not prepare your namespace") from None
+            result = await create_all(ctx, kind, target, manifest, secret_of, data, retry=False)
     log.info("%s %s/%s created for %s", kind, namespace, name, user.name)
     return result
 
@@ -323,11 +399,14 @@ async def create_all(
     manifest: dict[str, Any],
     secret_of: Callable[[dict[str, Any]], dict[str, Any]],
     data: bytes | None,
+    *,
+    retry: bool = True,
 ) -> dict[str, Any]:
     """The workload first, then what it uses, owned by it from the start: no PATCH of a
     Secret, and whatever happens later the garbage collector removes them with it. A
     pod that starts before its Secret exists waits for it (the kubelet retries). On any
-    failure what was made is deleted again."""
+    failure what was made is deleted again. With ``retry``, a refusal of the workload
+    itself that a lost namespace explains is NamespaceGone."""
     namespace, name = target.namespace, target.name
     created: list[tuple[str, str]] = []
     step = kind
@@ -345,6 +424,8 @@ async def create_all(
     except BaseException as e:
         await asyncio.shield(roll_back(ctx, namespace, created))
         if isinstance(e, KubeError):
+            if step == kind and retry and namespace_gone(e):
+                raise NamespaceGone(namespace) from None
             if e.status == 409 and step == kind:
                 raise ServiceError(
                     409, f"a {kind} named {name!r} already exists; pick another name"
