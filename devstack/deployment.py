@@ -117,6 +117,43 @@ def hub_environment(objs: list[dict[str, Any]]) -> dict[str, str]:
     return env
 
 
+# the ConfigMap's addresses of a hub running in its own pod (``network="netns"``)
+HUB_NETWORK_KEYS = (
+    "JUPYTERHUB_BIND_URL",
+    "JUPYTERHUB_HUB_BIND_URL",
+    "JUPYTERHUB_PROXY_API_URL",
+    "JUPYTERHUB_HUB_CONNECT_IP",
+)
+
+
+@dataclass(frozen=True)
+class HubPod:
+    """What the pod network needs to know of the template's hub pod."""
+
+    name: str
+    namespace: str
+    labels: dict[str, str]
+    ports: list[dict[str, Any]]  # the hub container's ports (named ports of policies)
+    environment: dict[str, str]  # the ConfigMap's HUB_NETWORK_KEYS
+
+
+def hub_pod(objs: list[dict[str, Any]]) -> HubPod:
+    """The hub pod as the template's Deployment makes it: its labels (what the
+    NetworkPolicies select), its container ports and the ConfigMap's bind and connect
+    addresses (the Service name as the hub's address for notebooks and services)."""
+    deploy = next(o for o in objs if o["kind"] == "Deployment")
+    config = next(o for o in objs if o["kind"] == "ConfigMap")["data"]
+    template = deploy["spec"]["template"]
+    hub = next(c for c in template["spec"]["containers"] if c["name"] == "hub")
+    return HubPod(
+        name=deploy["metadata"]["name"],
+        namespace=deploy["metadata"].get("namespace", NAMESPACE),
+        labels=dict(template["metadata"]["labels"]),
+        ports=[dict(p) for p in hub.get("ports", [])],
+        environment={k: str(config[k]) for k in HUB_NETWORK_KEYS if k in config},
+    )
+
+
 def apply(kube: Any, objs: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """Create ``objs`` in the stand-in (on its loop) as the cluster admin; the ones of
     kinds it does not serve are returned, not created."""

@@ -3,7 +3,9 @@
 The hub runs as its own process, configured by the repository's
 ``jupyterhub_config.py`` with only environment variables differing from production.
 Its proxy (configurable-http-proxy) is its child; stopping the hub with SIGTERM makes
-it stop the proxy, and anything still left in the process group is killed.
+it stop the proxy, and anything still left in the process group is killed. With a
+``prefix`` (a pod's ``run_prefix()``, devstack/kube/network) the hub, its proxy and its
+managed services run in that pod's network namespace.
 """
 
 from __future__ import annotations
@@ -57,6 +59,7 @@ class HubProcess:
         public_url: str,
         log_path: Path | None = None,
         extra_args: list[str] | None = None,
+        prefix: list[str] | None = None,
     ) -> None:
         self.env = dict(env)
         self.workdir = Path(workdir)
@@ -64,12 +67,14 @@ class HubProcess:
         self.public_url = public_url.rstrip("/")
         self.log_path = log_path or self.workdir / "jupyterhub.log"
         self.extra_args = extra_args or []
+        self.prefix = list(prefix or [])  # e.g. nsenter into a pod's network namespace
         self.proc: subprocess.Popen | None = None
         self._log = None
 
     def command(self) -> list[str]:
         exe = Path(sys.executable).parent / "jupyterhub"
         return [
+            *self.prefix,
             str(exe) if exe.exists() else "jupyterhub",
             "-f",
             str(self.config),

@@ -25,6 +25,7 @@ DEMO_ROOT_TOKEN = "devstack-root-token"
 DEMO_KUBE_TOKEN = "devstack-hub-token"
 NFS_SERVER = "nfs.devstack.local"
 NFS_EXPORT = "/export"
+S3_ENDPOINT_URL = "http://s3.devstack.local:9000"
 DEMO_PORTS = {"keycloak": 8080, "vault": 8200, "kube": 6443}
 
 
@@ -58,17 +59,32 @@ class DevStack:
         storage: list[DemoStorage] | None = None,
         host: str = "127.0.0.1",
         openshift: bool = False,
-        deployment_options: dict | None = None,
+        deployment_options: dict | Callable[[DevStack], dict] | None = None,
+        network: str = "loopback",
     ) -> None:
         """``openshift=True``: the Kubernetes stand-in's OpenShift profile with what
         ``openshift/`` ships applied (:mod:`devstack.deployment`), and the hub's token
         mapped to the template's service account with no rights of its own: every call of
-        the hub and the jobs service is allowed by the shipped RBAC or refused."""
+        the hub and the jobs service is allowed by the shipped RBAC or refused.
+        ``deployment_options``: the template parameters (:class:`deployment.Parameters`),
+        or a function of the started stack returning them, called before the templates
+        are processed (to give addresses of a pod network that exists only then).
+
+        ``network="netns"``: the Kubernetes stand-in's pod network (devstack/kube/network:
+        a network namespace per pod, NetworkPolicies enforced, cluster DNS). Pods cannot
+        reach the host's loopback, so the Kubernetes stand-in starts first and all three
+        then listen on the network's node address instead of ``host`` (reached by the
+        host and by pods alike, subject to the pods' policies); a hub can run in a pod of
+        its own (:meth:`add_hub_pod`, :meth:`hub_pod_environment`). Threads only
+        (:meth:`serve_in_threads`)."""
         from .kube.server import KubeStandIn
 
+        if network not in ("loopback", "netns"):
+            raise ValueError(f"network must be 'loopback' or 'netns', not {network!r}")
         self.state_dir = Path(state_dir)
         self.ports = {"keycloak": 0, "vault": 0, "kube": 0, **(ports or {})}
         self.host = host
+        self.network = network
         self.keycloak = KeycloakStandIn()
         self.vault = VaultStandIn(root_token=DEMO_ROOT_TOKEN)
         opts = {
@@ -76,20 +92,29 @@ class DevStack:
             "nfs_root": self.state_dir / "nfs",
             **(kube_options or {}),
         }
+        if network == "netns":
+            opts.setdefault("network", "netns")
         self.openshift = openshift
         self.deployment: list[dict] = []
+        self.params: Any = None  # deployment.Parameters with openshift
+        self._deployment_options = deployment_options
         if openshift:
             from . import deployment
 
-            self.deployment = deployment.objects(
-                deployment.Parameters(**(deployment_options or {}))
-            )
+            if not callable(deployment_options):
+                self._process_templates(deployment_options or {})
             opts.setdefault("profile", "openshift")
             opts.setdefault("tokens", {DEMO_KUBE_TOKEN: {"user": deployment.HUB_USER}})
         self.kube = KubeStandIn(**opts)
         self.storage = DEMO_STORAGE if storage is None else storage
         self.entities: dict[str, str] = {}
         self.kubeconfig = self.state_dir / "kubeconfig"
+
+    def _process_templates(self, options: dict) -> None:
+        from . import deployment
+
+        self.params = deployment.Parameters(**options)
+        self.deployment = deployment.objects(self.params)
 
     @property
     def standins(self) -> list[tuple[str, StandIn]]:
@@ -122,6 +147,8 @@ class DevStack:
         if self.openshift:
             from . import deployment
 
+            if callable(self._deployment_options) and self.params is None:
+                self._process_templates(self._deployment_options(self))
             await _on_loop(self.kube, deployment.apply, self.kube, self.deployment)
         write_kubeconfig(self.kubeconfig, self.kube.url, DEMO_KUBE_TOKEN, namespace="default")
 
@@ -144,6 +171,8 @@ class DevStack:
 
     # -- in this loop -----------------------------------------------------------------
     async def start(self) -> None:
+        if self.network == "netns":
+            raise RuntimeError("DevStack(network='netns') runs in threads: serve_in_threads()")
         for name, s in self.standins:
             await s.start(self.host, self.ports[name])
         await self.seed()
@@ -157,7 +186,15 @@ class DevStack:
     @contextlib.contextmanager
     def serve_in_threads(self) -> Iterator[DevStack]:
         with contextlib.ExitStack() as stack:
-            for name, s in self.standins:
+            standins = self.standins
+            if self.network == "netns":
+                from .kube.server import NODE
+
+                # the node address exists once the Kubernetes stand-in's network is up
+                stack.enter_context(self.kube.serve_in_thread(NODE, self.ports["kube"]))
+                self.host = self.kube.network.node_ip
+                standins = [(n, s) for n, s in standins if s is not self.kube]
+            for name, s in standins:
                 stack.enter_context(s.serve_in_thread(self.host, self.ports[name]))
             self.vault.call(self.seed)
             yield self
@@ -178,29 +215,82 @@ class DevStack:
         """
         host = public_url.split("://", 1)[1].rsplit(":", 1)[0]
         return {
+            **self._hub_settings(singleuser_cmd, namespace),
             "JUPYTERHUB_PUBLIC_URL": public_url,
             "JUPYTERHUB_BIND_URL": public_url,
             "JUPYTERHUB_HUB_BIND_URL": f"http://{host}:{hub_port}",
             "JUPYTERHUB_PROXY_API_URL": f"http://{host}:{proxy_api_port}",
+            # the hub-managed jobs service: any free loopback port (reached through the proxy)
+            "JOBS_SERVICE_PORT": str(free_port(host)),
+        }
+
+    def hub_pod_environment(
+        self, pod_ip: str, *, singleuser_cmd: str | None = None
+    ) -> dict[str, str]:
+        """The environment of a hub in its own pod (:meth:`add_hub_pod`) at ``pod_ip``.
+
+        Bind and connect addresses as the template's ConfigMap sets them: the proxy on
+        8080, the hub API on 8081 and reached by notebooks and services at the Service's
+        name (the pod resolves it through the cluster DNS), the proxy's API on the pod's
+        loopback. The public URL is the proxy port at the pod's address (the test's
+        stand-in for the Route); the jobs service keeps its default port in the pod.
+        """
+        from . import deployment
+
+        if not self.openshift:
+            raise RuntimeError("a hub pod needs openshift=True (the template's objects)")
+        pod = deployment.hub_pod(self.deployment)
+        port = pod.environment["JUPYTERHUB_BIND_URL"].rsplit(":", 1)[1]
+        return {
+            **self._hub_settings(singleuser_cmd, pod.namespace),
+            **pod.environment,
+            "JUPYTERHUB_PUBLIC_URL": f"http://{pod_ip}:{port}",
+        }
+
+    def _hub_settings(self, singleuser_cmd: str | None, namespace: str) -> dict[str, str]:
+        """What every hub of this stack gets, wherever it listens."""
+        nfs_server, s3_url = NFS_SERVER, S3_ENDPOINT_URL
+        if self.params is not None:  # openshift: what the template is given
+            nfs_server, s3_url = self.params.nfs_server, self.params.s3_endpoint_url
+        return {
             "JUPYTERHUB_CRYPT_KEY": secrets.token_hex(32),
             "JUPYTERHUB_COOKIE_SECRET": secrets.token_hex(32),
             "KEYCLOAK_REALM_URL": self.realm_url,
             "OAUTH_CLIENT_ID": "jupyterhub",
             "OAUTH_CLIENT_SECRET": "demo-jupyterhub-secret",
             "VAULT_URL": self.vault.url or "",
-            "NFS_SERVER": NFS_SERVER,
+            "NFS_SERVER": nfs_server,
             "NFS_PATH": NFS_EXPORT,
-            "S3_ENDPOINT_URL": "http://s3.devstack.local:9000",
+            "S3_ENDPOINT_URL": s3_url,
             "KUBECONFIG": str(self.kubeconfig),
             "KUBERNETES_NAMESPACE": namespace,
             "NOTEBOOK_CMD": singleuser_cmd or notebook_command(),
             "VALERIA_DEVSTACK": "1",
             "INSTITUTION_NAME": "Valeria Demo SSO",
             "SUPPORT_CONTACT": "support@valeria.example",
-            # the hub-managed jobs service: any free loopback port (reached through the proxy)
-            "JOBS_SERVICE_PORT": str(free_port(host)),
             **self.deployment_environment(),
         }
+
+    def add_hub_pod(self) -> Any:
+        """``network="netns"``: a place on the pod network for a hub process, labelled and
+        named like the template's hub pod, so the shipped NetworkPolicies select it as
+        they select the real one. Returns the network's Attachment: run the hub under
+        its ``run_prefix()`` (its own network namespace and the cluster's resolv.conf);
+        its proxy and managed services, its children, share both."""
+        from . import deployment
+
+        if self.network != "netns" or not self.openshift:
+            raise RuntimeError("a hub pod needs DevStack(network='netns', openshift=True)")
+        pod = deployment.hub_pod(self.deployment)
+        net = self.kube.network
+        return self.kube.call(net.add_endpoint, pod.name, pod.namespace, pod.labels, pod.ports)
+
+    def remove_hub_pod(self) -> None:
+        """Remove the hub's place on the network; processes still in it are killed."""
+        from . import deployment
+
+        pod = deployment.hub_pod(self.deployment)
+        self.kube.call(self.kube.network.remove_endpoint, pod.name, pod.namespace)
 
     def deployment_environment(self) -> dict[str, str]:
         """With ``openshift``: the jobs settings and service account the template gives."""

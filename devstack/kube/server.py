@@ -30,6 +30,7 @@ from .store import Store
 log = logging.getLogger(__name__)
 
 CONTROL = "/_control/kube"
+NODE = "node"  # start(host=NODE): the node address of the netns pod network
 
 
 def _optional(module: str, attr: str) -> Any:
@@ -117,8 +118,15 @@ class KubeStandIn(StandIn):
 
     # -- lifecycle -------------------------------------------------------------------
     async def start(self, host: str = "127.0.0.1", port: int = 0) -> str:
+        """Serve on ``host``; :data:`NODE` means the pod network's node address
+        (``network="netns"``, known once the network is up), which pods and the host
+        both reach, subject to the pods' policies like any address outside the cluster."""
+        if host == NODE and self.network is None:
+            raise ValueError("host=NODE needs network='netns'")
         if self.network is not None:  # network="netns": refuses before anything runs
             await self.network.start()
+            if host == NODE:
+                host = self.network.node_ip
         try:
             return await super().start(host, port)
         except BaseException:

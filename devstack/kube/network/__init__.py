@@ -34,7 +34,10 @@ address lets it in. So a pod whose policy admits only pods labelled
 like the Kubernetes API reference allows implementations to.) To run a host-side
 process as a labelled peer, register it with :meth:`PodNetwork.add_endpoint`, run it
 under the endpoint's ``exec_prefix()`` (nsenter, as root), and it is policed and
-selected like a pod with those labels — the hub and the proxy will run that way.
+selected like a pod with those labels. ``run_prefix()`` adds a private mount namespace
+with the cluster DNS in /etc/resolv.conf, so the process resolves Service names as a pod
+does: ``DevStack(network="netns").add_hub_pod()`` runs the hub, its proxy and its managed
+services that way, as the template's hub pod (tests/e2e/test_pod_network.py).
 
 Cluster DNS (dns.py): an in-process server whose sockets live in the network namespace
 of an endpoint ``openshift-dns/dns-default`` labelled like OpenShift's DNS pods,

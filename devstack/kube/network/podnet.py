@@ -51,6 +51,7 @@ class Attachment:
     host_if: str
     ip: str
     workload: Workload
+    resolv_conf: str | None = None  # endpoints: a file naming the cluster DNS
 
     @property
     def netns_path(self) -> str:
@@ -59,6 +60,17 @@ class Attachment:
     def exec_prefix(self) -> list[str]:
         """argv prefix that runs a command inside this network namespace (as root)."""
         return ["nsenter", f"--net={self.netns_path}", "--"]
+
+    def run_prefix(self) -> list[str]:
+        """argv prefix that runs a command as this endpoint's process (as root): in its
+        network namespace and, when the cluster DNS runs, in a private mount namespace
+        with the cluster's /etc/resolv.conf, as a pod's container resolves names
+        (``<service>`` and ``<service>.<namespace>`` through the search path)."""
+        if self.resolv_conf is None or not Path("/etc/resolv.conf").exists():
+            return self.exec_prefix()
+        bind = 'mount --bind "$0" /etc/resolv.conf && exec "$@"'
+        private = ["unshare", "--mount", "--propagation", "private", "--"]
+        return [*self.exec_prefix(), *private, "sh", "-c", bind, self.resolv_conf]
 
 
 class PodNetwork:
@@ -265,13 +277,24 @@ class PodNetwork:
             ContainerPort(p["name"], int(p["containerPort"]), p.get("protocol") or "TCP")
             for p in ports
         )
-        return await self._attach(
+        att = await self._attach(
             key,
             namespace,
             name,
             None,
             lambda ip: Workload(namespace, name, ip, dict(labels or {}), cports),
         )
+        text = dns_mod.resolv_conf({"metadata": {"namespace": namespace}}, self.dns_ip)
+        if self.dns_enabled and self._dir is not None and text is not None:
+            d = self._dir / att.netns
+            d.mkdir(mode=0o755, exist_ok=True)
+            (d / "resolv.conf").write_text(text)
+            os.chmod(d / "resolv.conf", 0o644)
+            att.resolv_conf = str(d / "resolv.conf")
+        return att
+
+    def endpoint(self, name: str, namespace: str) -> Attachment | None:
+        return self._att.get(f"endpoint:{namespace}/{name}")
 
     async def remove_endpoint(self, name: str, namespace: str) -> None:
         att = self._att.pop(f"endpoint:{namespace}/{name}", None)
@@ -279,6 +302,8 @@ class PodNetwork:
             return
         await self._kill_in(att)
         await io.remove_workload(att.netns, att.host_if)
+        if self._dir is not None:
+            shutil.rmtree(self._dir / att.netns, ignore_errors=True)
         await self.sync()
 
     async def _kill_in(self, att: Attachment) -> None:
