@@ -134,6 +134,18 @@ class Kube:
             resp.release()
         return client_shape(data, type_name)
 
+    async def _unread(self, fn: Any, *args: Any, **kwargs: Any) -> None:
+        """Call ``fn`` for its status only: the answer (the object sent, back again) is
+        not turned into models, which cost more CPU than the rest of a submission."""
+        resp = await self._call(fn, *args, _preload_content=False, **kwargs)
+        try:
+            if not 200 <= resp.status < 300:
+                raise _error_from_body(resp.status, await resp.text(), resp.reason or "")
+        except aiohttp.ClientError as e:
+            raise KubeError(0, f"the Kubernetes API failed ({type(e).__name__})") from None
+        finally:
+            resp.release()
+
     # -- namespaces -------------------------------------------------------------------
     async def read_namespace(self, name: str) -> dict[str, Any] | None:
         try:
@@ -176,10 +188,10 @@ class Kube:
 
     # -- secrets and config maps -----------------------------------------------------------
     async def create_secret(self, namespace: str, body: dict[str, Any]) -> None:
-        await self._call(self.core.create_namespaced_secret, namespace, body)
+        await self._unread(self.core.create_namespaced_secret, namespace, body)
 
     async def create_configmap(self, namespace: str, body: dict[str, Any]) -> None:
-        await self._call(self.core.create_namespaced_config_map, namespace, body)
+        await self._unread(self.core.create_namespaced_config_map, namespace, body)
 
     async def delete(self, kind: str, namespace: str, name: str) -> None:
         """Delete, background propagation; a missing object is fine."""
@@ -202,7 +214,8 @@ class Kube:
             if kind == "Job"
             else self.batch.create_namespaced_cron_job
         )
-        return iso_datetimes((await self._call(fn, namespace, body)).to_dict())
+        type_name = "V1Job" if kind == "Job" else "V1CronJob"
+        return await self._raw(fn, type_name, namespace, body)  # no model round trip
 
     async def read_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any] | None:
         fn = (
