@@ -11,6 +11,7 @@ import re
 import threading
 import time
 import uuid
+from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import jwt
@@ -391,3 +392,62 @@ def test_a_backchannel_logout_during_a_refresh_leaves_no_tokens(kc, hub_url):
     after = api_user(hub_url, name)["auth_state"]
     assert after["access_token"] is None and after["refresh_token"] is None
     assert after["ended_at"] >= state["obtained_at"]
+
+
+def _callback_url(client: httpx.Client, hub_url: str, name: str) -> str:
+    """Start a login (Keycloak's form, or its SSO session); the hub callback URL that
+    Keycloak sends the browser to, not yet visited."""
+    resp = client.get(
+        f"{hub_url}/hub/oauth_login", params={"next": "/hub/home"}, follow_redirects=False
+    )
+    assert resp.status_code == 302, resp.text
+    resp = client.get(resp.headers["location"], follow_redirects=False)
+    if resp.status_code == 200:
+        action = login_form_action(resp.text)
+        assert action is not None
+        data = {"username": name, "password": name}
+        resp = client.post(action, data=data, follow_redirects=False)
+    assert resp.status_code == 302, resp.text
+    location = resp.headers["location"]
+    assert location.startswith(f"{hub_url}/hub/oauth_callback?"), location
+    return location
+
+
+def test_failed_logins_are_clear_4xx_pages_and_leave_no_secrets_in_the_log(stack, kc, hub_url):
+    """Replayed, foreign, tampered and incomplete callbacks: each is a 4xx page saying
+    what went wrong, and no code, state, token or claim reaches the hub's log."""
+    hub = stack[1]
+    name = new_user(kc)
+    logged_before = len(hub.log_text())
+    secrets_seen: list[str] = []
+    with hub_client() as c:
+        callback = _callback_url(c, hub_url, name)
+        query = parse_qs(urlsplit(callback).query)
+        secrets_seen += [query["code"][0], query["state"][0], query["session_state"][0]]
+        # another browser (no state cookie) brings this answer
+        with hub_client() as other:
+            resp = other.get(callback)
+        assert resp.status_code == 400 and "not started in this browser" in resp.text
+        # a state that is not this browser's
+        forged = callback.replace(f"state={query['state'][0]}", "state=eyJzdGF0ZV9pZCI6ICJ4In0=")
+        resp = c.get(forged)
+        assert resp.status_code == 400 and "state mismatch" in resp.text
+        # the genuine answer works once ...
+        callback = _callback_url(c, hub_url, name)
+        query = parse_qs(urlsplit(callback).query)
+        secrets_seen += [query["code"][0], query["state"][0]]
+        resp = c.get(callback)
+        assert resp.status_code == 200 and resp.url.path == "/hub/home"
+        state = api_user(hub_url, name)["auth_state"]
+        secrets_seen += [state["access_token"], state["refresh_token"], state["id_token"]]
+        # ... and a replay of it is refused (the code is spent, the state cookie gone)
+        resp = c.get(callback)
+        assert resp.status_code == 400, resp.text
+        resp = c.get(f"{hub_url}/hub/oauth_callback", params={"state": "x"})
+        assert resp.status_code == 400 and "no authorization code" in resp.text
+    log = hub.log_text()[logged_before:]
+    assert "oauth_callback?state=[removed]" in log  # the refusals were logged, scrubbed
+    for secret in secrets_seen:
+        assert secret not in log
+    for claim_value in (f"{name}@valeria.example", '"sub"', "realm_access"):
+        assert claim_value not in log

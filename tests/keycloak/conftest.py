@@ -13,6 +13,7 @@ import os
 import secrets
 from collections.abc import Iterator
 
+import httpx
 import pytest
 
 from devstack.hub import HubProcess, free_port
@@ -24,6 +25,7 @@ from devstack.keycloak.real import (
     installed,
 )
 from tests.helpers.auth_hub import hub_config
+from tests.helpers.real_keycloak import admin_client
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -67,11 +69,13 @@ def keycloak_hub_url(real_keycloak: KeycloakServer) -> str:
     return real_keycloak.variables["HUB_URL"]
 
 
-@pytest.fixture(scope="module")
+@pytest.fixture(scope="session")
 def keycloak_hub(
     real_keycloak: KeycloakServer, keycloak_hub_url: str, tmp_path_factory: pytest.TempPathFactory
 ) -> Iterator[HubProcess]:
-    """A JupyterHub with KeycloakAuthenticator on the real server (one per module).
+    """A JupyterHub with KeycloakAuthenticator on the real server, shared by the session
+    (the realm's redirect and back-channel URLs name its one URL; each test uses its
+    own Keycloak user).
 
     The same config as the stand-in's hubs, with a longer HTTP timeout: a cold Keycloak
     JVM on a loaded 2-core machine can take seconds over its first token requests.
@@ -94,3 +98,15 @@ def keycloak_hub(
         yield hub
     finally:
         hub.stop()
+
+
+@pytest.fixture(scope="session")
+def admin(real_keycloak: KeycloakServer) -> Iterator[httpx.Client]:
+    """Keycloak's admin REST API on the valeria realm, as the bootstrap admin."""
+    with admin_client(real_keycloak) as client:
+        yield client
+
+
+@pytest.fixture
+def hub_url(keycloak_hub: HubProcess) -> str:
+    return keycloak_hub.public_url

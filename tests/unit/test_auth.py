@@ -22,6 +22,8 @@ from valeria_hub.auth.oidc import (
     ReplayCache,
     TokenInvalid,
     TokenRejected,
+    at_hash,
+    body_excerpt,
     check_logout_claims,
 )
 from valeria_hub.auth.state import (
@@ -130,6 +132,9 @@ def test_auth_state_layout_and_forgetting_tokens():
     gone = without_tokens(state)
     assert gone["access_token"] is None and gone["refresh_token"] is None
     assert gone["oauth_user"] == state["oauth_user"]
+    # ids that are not strings are never used to look sessions up (a dict key, a query)
+    odd = auth_state_layout(info, {"sub": ["u1"], "sid": {"x": 1}}, 100.0)
+    assert odd["sid"] == "s1" and odd["sub"] is None
 
 
 def test_end_session_url():
@@ -162,28 +167,28 @@ def logout_claims(**changes) -> dict:
 
 
 @pytest.mark.parametrize(
-    "changes",
+    "changes, message",
     [
-        {"iss": "https://evil/realms/v"},
-        {"aud": "other"},
-        {"iat": 500},
-        {"iat": 2000},
-        {"events": {"x": {}}},
-        {"events": {BACKCHANNEL_EVENT: "yes"}},
-        {"sid": None},
-        {"nonce": "n"},
-        {"jti": None},
-        {"iat": None},
+        ({"iss": "https://evil/realms/v"}, "logout token has the wrong issuer (iss)"),
+        ({"aud": "other"}, "logout token is not for client jupyterhub (aud)"),
+        ({"iat": 500}, "logout token is not recent (iat)"),
+        ({"iat": 2000}, "logout token is not recent (iat)"),
+        ({"exp": 900}, "logout token has expired (exp)"),
+        ({"events": {"x": {}}}, "logout token has no back-channel logout event (events)"),
+        ({"events": {BACKCHANNEL_EVENT: "yes"}}, "logout token has no back-channel logout event"),
+        ({"sid": None}, "logout token has neither a sid nor a sub claim"),
+        ({"nonce": "n"}, "logout token contains a nonce"),
+        ({"jti": None}, "logout token has no jti claim"),
+        ({"iat": None}, "logout token has no iat claim"),
     ],
 )
-def test_logout_claims_refused(changes):
+def test_logout_claims_refused(changes, message):
     c = logout_claims(**changes)
-    if changes == {"sid": None}:
-        c.pop("sub", None)
-    with pytest.raises(TokenInvalid):
+    with pytest.raises(TokenInvalid) as info:
         check_logout_claims(
             c, issuer="https://sso/realms/v", client_id="jupyterhub", now=1010, max_age=120
         )
+    assert str(info.value).startswith(message)
 
 
 def test_logout_claims_accepted_with_sub_only_and_aud_list():
@@ -276,7 +281,7 @@ async def test_validation_and_key_rotation(kc):
         # right after a fetch, an unknown kid does not make us fetch again (anyone can
         # send one), however often it comes
         for _ in range(20):
-            with pytest.raises(TokenInvalid, match="unknown signing key"):
+            with pytest.raises(TokenInvalid, match="signed with a key the realm does not list"):
                 await realm.validate_tokens(kc.issue_tokens("bob"), "jupyterhub")
         assert fetches.hits == 0
         await asyncio.sleep(0.6)
@@ -287,20 +292,88 @@ async def test_validation_and_key_rotation(kc):
         await realm.aclose()
 
 
-async def test_validation_refusals(kc, realm):
+def signed_like(kc, token: str, **changes) -> str:
+    """``token`` re-signed by the realm's key with claims changed (None drops one)."""
+    import jwt
+
+    claims = {**jwt.decode(token, options={"verify_signature": False}), **changes}
+    return kc.keys.sign({k: v for k, v in claims.items() if v is not None})
+
+
+async def test_validation_refusals_name_the_token_and_the_check(kc, realm):
     tokens = kc.issue_tokens("alice")
-    with pytest.raises(TokenInvalid):  # issued to this client, checked for another
-        await realm.validate_tokens(tokens, "other-client")
-    head, body, sig = tokens["access_token"].split(".")
-    tampered = {**tokens, "access_token": f"{head}.{body}.{sig[:-4]}AAAA"}
-    with pytest.raises(TokenInvalid):
-        await realm.validate_tokens(tampered, "jupyterhub")
-    refresh_as_access = {"access_token": tokens["refresh_token"]}  # HS512: refused
-    with pytest.raises(TokenInvalid):
-        await realm.validate_tokens(refresh_as_access, "jupyterhub")
-    mixed = {**tokens, "id_token": kc.issue_tokens("bob")["id_token"]}
-    with pytest.raises(TokenInvalid):
-        await realm.validate_tokens(mixed, "jupyterhub")
+    access, id_token = tokens["access_token"], tokens["id_token"]
+    head, body, sig = access.split(".")
+    cases = {
+        # the token as issued, checked for another client
+        "access token was issued to client 'jupyterhub', not 'other-client'": (
+            tokens,
+            "other-client",
+        ),
+        "access token has no azp claim": ({"access_token": signed_like(kc, access, azp=None)},),
+        "access token has a signature that does not verify": (
+            {**tokens, "access_token": f"{head}.{body}.{sig[:-4]}AAAA"},
+        ),
+        # a refresh token (HS512) offered as the access token
+        "access token is not signed with RS256 (alg)": ({"access_token": tokens["refresh_token"]},),
+        "access token is not a well-formed JWT": ({"access_token": "not-a-jwt"},),
+        "access token has the wrong issuer (iss)": (
+            {"access_token": signed_like(kc, access, iss="http://127.0.0.1:1/realms/valeria")},
+        ),
+        "access token has no exp claim": ({"access_token": signed_like(kc, access, exp=None)},),
+        "access token has typ 'ID', not Bearer": (
+            {"access_token": signed_like(kc, access, typ="ID")},
+        ),
+        "ID token and access token name different users (sub)": (
+            {**tokens, "id_token": kc.issue_tokens("bob")["id_token"]},
+        ),
+        "ID token is not for client jupyterhub (aud)": (
+            {**tokens, "id_token": signed_like(kc, id_token, aud="another-client")},
+        ),
+        "ID token has expired (exp)": (
+            {**tokens, "id_token": signed_like(kc, id_token, exp=int(time.time()) - 3600)},
+        ),
+        # alice's ID token of another answer: same person, not bound to this access token
+        "ID token's at_hash does not match the access token": (
+            {**tokens, "id_token": kc.issue_tokens("alice")["id_token"]},
+        ),
+        "access token has no sub claim and the answer no ID token": (
+            {"access_token": signed_like(kc, access, sub=None)},
+        ),
+    }
+    for message, (token_info, *client) in cases.items():
+        with pytest.raises(TokenInvalid) as info:
+            await realm.validate_tokens(token_info, client[0] if client else "jupyterhub")
+        assert str(info.value) == message
+    assert (await realm.validate_tokens(tokens, "jupyterhub"))["sub"] == kc.realm.users["alice"].id
+
+
+async def test_lightweight_access_token_takes_the_person_from_the_id_token(kc, realm):
+    """Keycloak's "Always use lightweight access token": the access token keeps only
+    exp, iat, jti, iss, typ, azp, sid and scope (as Keycloak 26.7 issues it); the ID
+    token of the same answer names the person."""
+    tokens = kc.issue_tokens("alice")
+    full = jwt_claims(tokens["access_token"])
+    light = {k: full[k] for k in ("exp", "iat", "jti", "iss", "typ", "azp", "sid", "scope")}
+    access = kc.keys.sign(light)
+    id_token = signed_like(
+        kc, tokens["id_token"], at_hash=at_hash(access), realm_access=full["realm_access"]
+    )
+    claims = await realm.validate_tokens(
+        {**tokens, "access_token": access, "id_token": id_token}, "jupyterhub"
+    )
+    assert claims["sub"] == full["sub"] and claims["preferred_username"] == "alice"
+    assert claims["groups"] == ["/researchers", "/team-a"]
+    assert "hub-user" in claims["realm_access"]["roles"]
+    # the token's own claims are the access token's, never the ID token's
+    assert claims["typ"] == "Bearer" and "aud" not in claims and "at_hash" not in claims
+    assert decide(claims, RULES).allowed
+
+
+def jwt_claims(token: str) -> dict:
+    import jwt
+
+    return jwt.decode(token, options={"verify_signature": False})
 
 
 async def test_expired_token_refused(kc):
@@ -481,3 +554,117 @@ def test_tokens_obtained_before_the_session_ended_are_never_stored_again():
     login = {"access_token": "login", "obtained_at": 110.0}
     assert keep_ended_session(auth, {"name": "alice", "auth_state": login}, ended) == login
     assert keep_ended_session(SimpleNamespace(), {"name": "bob", "auth_state": None}, None) is None
+
+
+# -- malformed logins and what reaches the log ---------------------------------------------
+
+
+def test_body_excerpt_keeps_the_words_and_drops_tokens():
+    jwt_like = "eyJhbGciOiJSUzI1NiJ9.eyJzdWIiOiJhbGljZSJ9.c2lnbmF0dXJlLXZhbHVl"
+    body = (
+        f'{{"message": "blocked by policy {jwt_like}", "access_token": "at-123",'
+        f' "session": "{"x" * 64}"}}'
+    )
+    out = body_excerpt(body)
+    assert "blocked by policy" in out and '"access_token": "[removed]"' in out
+    assert jwt_like not in out and "at-123" not in out and "x" * 40 not in out
+    assert body_excerpt("<html>\n<h1>403  Forbidden</h1>" + "y " * 300, limit=50).startswith(
+        "<html> <h1>403 Forbidden</h1>"
+    )
+    assert len(body_excerpt("z " * 300, limit=50)) == 50
+
+
+async def test_a_refusal_without_an_oauth_error_is_logged_with_status_and_body(
+    kc, authenticator, caplog
+):
+    """A gateway in front of Keycloak answers the refresh with its own JSON: the log
+    says what came back (today: "(unknown: )"), without the tokens in it."""
+    user = await logged_in(kc, authenticator)
+    due(user)
+    refresh_token = user.state["refresh_token"]
+    kc.faults.inject(
+        "/realms/valeria/protocol/openid-connect/token",
+        status=403,
+        body={"message": "request blocked by gateway policy 7", "echo": refresh_token},
+    )
+    caplog.set_level("INFO")
+    assert await authenticator.refresh_user(user) is False
+    [line] = [r.getMessage() for r in caplog.records if "refused to refresh" in r.getMessage()]
+    assert "HTTP 403 without an OAuth error" in line
+    assert "request blocked by gateway policy 7" in line
+    assert refresh_token not in caplog.text
+    assert user.state["refresh_token"] is None
+
+
+async def test_an_oauth_refusal_is_logged_with_its_error(kc, authenticator, caplog):
+    user = await logged_in(kc, authenticator)
+    due(user)
+    await kc.end_user_sessions("alice")
+    caplog.set_level("INFO")
+    assert await authenticator.refresh_user(user) is False
+    assert "(HTTP 400 invalid_grant: Session not active): login required" in caplog.text
+
+
+async def test_a_non_json_refusal_counts_as_unavailable_and_shows_the_page(kc, realm):
+    kc.faults.inject(
+        "/realms/valeria/protocol/openid-connect/token", status=404, body="<h1>Not found</h1>"
+    )
+    with pytest.raises(KeycloakUnavailable) as info:
+        await realm.token_request({"grant_type": "refresh_token"}, {})
+    assert str(info.value) == "token endpoint: HTTP 404, not JSON: <h1>Not found</h1>"
+
+
+@pytest.mark.parametrize(
+    "username_claim, problem",
+    [
+        ("nickname", "it did not send your username (the 'nickname' claim is missing)"),
+        (lambda claims: claims["groups"], "your username (the username_claim callable) is not"),
+        (lambda claims: claims["nope"], "but the username_claim callable failed"),
+        (lambda claims: "/team-a", "is not a valid hub username"),
+        (lambda claims: "", "it did not send your username"),
+    ],
+)
+async def test_an_unusable_username_claim_is_a_400_naming_it_and_logs_no_claims(
+    kc, authenticator, caplog, username_claim, problem
+):
+    authenticator.username_claim = username_claim
+    caplog.set_level("DEBUG")
+    tokens = kc.issue_tokens("alice")
+    with pytest.raises(web.HTTPError) as info:
+        await authenticator._token_to_auth_model(tokens)
+    assert info.value.status_code == 400
+    assert problem in info.value.jupyterhub_message
+    assert "support team" in info.value.jupyterhub_message
+    for secret in ("alice@valeria.example", "Tremblay", "/team-a", tokens["access_token"]):
+        assert secret not in caplog.text, secret
+    assert "Login refused" in caplog.text
+
+
+async def test_refreshed_tokens_without_a_username_end_the_session(kc, authenticator):
+    user = await logged_in(kc, authenticator)
+    due(user)
+    authenticator.username_claim = "nickname"
+    assert await authenticator.refresh_user(user) is False
+    assert user.state["access_token"] is None and user.state["refresh_token"] is None
+
+
+async def test_refreshed_tokens_naming_another_hub_user_end_the_session(kc, authenticator):
+    """E.g. renamed in Keycloak while signed in: the new tokens are not this hub user's
+    (here the username claim changes from preferred_username to email)."""
+    user = await logged_in(kc, authenticator, "bob")
+    due(user)
+    authenticator.username_claim = "email"
+    assert await authenticator.refresh_user(user) is False
+    assert user.state["refresh_token"] is None
+
+
+def test_scrub_uri_keeps_only_harmless_parameters():
+    from valeria_hub.auth.handlers import scrub_uri
+
+    uri = "/hub/oauth_callback?state=s3cr3t&session_state=sid&iss=x&code=c0de&error=access_denied"
+    assert scrub_uri(uri) == (
+        "/hub/oauth_callback?state=[removed]&session_state=[removed]&iss=[removed]"
+        "&code=[removed]&error=access_denied"
+    )
+    assert scrub_uri("/hub/login?next=/hub/home") == "/hub/login?next=/hub/home"
+    assert scrub_uri("/hub/home") == "/hub/home"

@@ -309,7 +309,7 @@ class KeycloakAuthenticator(GenericOAuthenticator):
             self.log.warning("Login failed, Keycloak unavailable: %s", e)
             raise handlers.unavailable(retry) from None
         except TokenRejected as e:
-            self.log.warning("Login code exchange refused: %s %s", e.status, e.error)
+            self.log.warning("Login code exchange refused: %s", e.detail)
             if e.error in ("invalid_client", "unauthorized_client"):
                 raise handlers.AuthProblem(
                     503,
@@ -324,17 +324,43 @@ class KeycloakAuthenticator(GenericOAuthenticator):
             ) from None
 
     async def token_to_user(self, token_info: dict) -> dict:
-        """Claims of the validated access token (no userinfo request)."""
+        """The person's claims from the validated tokens (no userinfo request: Keycloak
+        refuses userinfo for lightweight access tokens, and the ID token has them)."""
         try:
             return await self.realm.validate_tokens(token_info, self.client_id)
         except TokenInvalid as e:
-            self.log.warning("Keycloak token failed validation: %s", e)
+            self.log.warning("Keycloak login refused: %s", e)
             raise handlers.AuthProblem(
-                403, "The login service returned a token the hub cannot verify."
+                403, f"The login service returned a token the hub cannot accept: {e}."
             ) from None
         except KeycloakUnavailable as e:
             self.log.warning("Cannot fetch Keycloak keys: %s", e)
             raise handlers.unavailable() from None
+
+    def user_info_to_username(self, user_info: dict) -> str:
+        """The hub username from the claims, or a 400 page that names the missing or
+        unusable claim (never a 500, and never the claims themselves in the log)."""
+        claim = self.username_claim
+        what = f"the {claim!r} claim" if isinstance(claim, str) else "the username_claim callable"
+        try:
+            username = claim(user_info) if callable(claim) else user_info.get(claim)
+        except Exception as e:  # noqa: BLE001 - a configured callable; its error is named
+            self.log.error("Login refused: username_claim failed with %s", type(e).__name__)
+            raise handlers.ClaimProblem(f"{what} failed") from None
+        if username is None or username == "":
+            self.log.error(
+                "Login refused: the tokens carry no %s (claims present: %s)",
+                what.removeprefix("the "),
+                ", ".join(sorted(str(k) for k in user_info)) or "none",
+            )
+            raise handlers.ClaimProblem(f"it did not send your username ({what} is missing)")
+        if not isinstance(username, str):
+            self.log.error("Login refused: %s is a %s, not a string", what, type(username).__name__)
+            raise handlers.ClaimProblem(f"your username ({what}) is not a text value")
+        if not self.validate_username(self.normalize_username(username)):
+            self.log.error("Login refused: %s is not a valid hub username", what)
+            raise handlers.ClaimProblem(f"your username ({what}) is not a valid hub username")
+        return username
 
     def build_auth_state_dict(self, token_info: dict, user_info: dict) -> dict:
         return auth_state_layout(token_info, user_info, time.time())
@@ -357,9 +383,18 @@ class KeycloakAuthenticator(GenericOAuthenticator):
         if await super().check_allowed(username, auth_model):
             return True
         state = auth_model.get("auth_state") or {}
-        access = self.access(state.get(self.user_auth_state_key))
+        claims = state.get(self.user_auth_state_key) or {}
+        access = self.access(claims)
         if not access.allowed:
             self.log.warning("User %s refused: %s", username, access.reason)
+            if self.allowed_roles and not {"realm_access", "resource_access"} & set(claims):
+                self.log.warning(
+                    "The tokens of %s carry no roles at all (no realm_access or "
+                    "resource_access claim). With lightweight access tokens the ID token "
+                    "must carry them: add a realm roles mapper with 'Add to ID token' to "
+                    "the hub's Keycloak client.",
+                    username,
+                )
         return access.allowed
 
     # -- refresh ----------------------------------------------------------------------
@@ -431,16 +466,18 @@ class KeycloakAuthenticator(GenericOAuthenticator):
             model = await self._token_to_auth_model(token_info)
         except TokenRejected as e:
             self.log.info(
-                "Keycloak refused to refresh %s (%s: %s): login required",
-                user.name,
-                e.error,
-                e.description,
+                "Keycloak refused to refresh %s (%s): login required", user.name, e.detail
             )
             TOKEN_REFRESH.labels("rejected").inc()
             await user.save_auth_state(without_tokens(state))
             return False
         except TokenInvalid as e:
             self.log.error("Refreshed tokens of %s failed validation: %s", user.name, e)
+            TOKEN_REFRESH.labels("invalid").inc()
+            await user.save_auth_state(without_tokens(state))
+            return False
+        except handlers.ClaimProblem as e:
+            self.log.error("Refreshed tokens of %s are unusable: %s", user.name, e.problem)
             TOKEN_REFRESH.labels("invalid").inc()
             await user.save_auth_state(without_tokens(state))
             return False
@@ -456,6 +493,16 @@ class KeycloakAuthenticator(GenericOAuthenticator):
             self.log.warning("Keycloak unavailable (%s) and %s's token expired", e, user.name)
             TOKEN_REFRESH.labels("unavailable_expired").inc()
             return self._problem(handler, user, handlers.unavailable(self._retry_url(handler)))
+        if model["name"] != user.name:
+            # renamed in Keycloak while signed in: these tokens belong to another hub name
+            self.log.warning(
+                "Refreshed tokens of %s name the hub user %s: login required",
+                user.name,
+                model["name"],
+            )
+            TOKEN_REFRESH.labels("invalid").inc()
+            await user.save_auth_state(without_tokens(state))
+            return False
         # keep the rotated tokens even if the user is now refused: the old ones are spent
         TOKEN_REFRESH.labels("refreshed").inc()
         await user.save_auth_state(model["auth_state"])

@@ -5,8 +5,11 @@ back-channel logout endpoint Keycloak calls when it ends a session.
 
 from __future__ import annotations
 
+import base64
+import hmac
 import json
 from html import escape
+from types import TracebackType
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode, urlsplit
 
@@ -16,6 +19,7 @@ from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.scopes import needs_scope
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
+from tornado.log import app_log
 
 from .oidc import KeycloakUnavailable, TokenInvalid
 
@@ -56,6 +60,22 @@ class AuthProblem(web.HTTPError):
         self.jupyterhub_html_message = html
 
 
+class ClaimProblem(AuthProblem):
+    """400: the tokens are genuine but do not say who the person is in a usable way
+    (no username claim, or one the hub cannot use). Nothing the person can fix: the
+    login service's or the hub's configuration must change."""
+
+    def __init__(self, problem: str, link: str | None = None) -> None:
+        super().__init__(
+            400,
+            f"The login service signed you in, but {problem}. "
+            "Please tell the platform's support team.",
+            link,
+            "Sign in again",
+        )
+        self.problem = problem
+
+
 def unavailable(link: str | None = None) -> AuthProblem:
     """503: Keycloak is down or failing; nothing the user did wrong."""
     return AuthProblem(503, UNAVAILABLE_MESSAGE, link, "Try again")
@@ -73,7 +93,59 @@ def end_session_url(
     return f"{endpoint}{sep}{urlencode(params)}"
 
 
-class KeycloakPageLoginHandler(LoginHandler):
+# Query parameters that may appear in a log line as they are; every other value (the
+# callback's code, state, session_state...) is replaced.
+LOGGABLE_QUERY = frozenset({"error", "error_description", "next"})
+
+
+def scrub_uri(uri: str) -> str:
+    """``uri`` with the value of every query parameter not in LOGGABLE_QUERY removed."""
+    path, sep, query = uri.partition("?")
+    if not sep:
+        return uri
+    parts = []
+    for item in query.split("&"):
+        key, eq, _ = item.partition("=")
+        parts.append(item if key in LOGGABLE_QUERY or not eq else f"{key}=[removed]")
+    return f"{path}?{'&'.join(parts)}"
+
+
+class ScrubbedLog:
+    """Tornado logs a failed request with its full URI (``_request_summary``) and, for
+    an unexpected exception, the request's repr: both would carry the authorization
+    code and state of ``/hub/oauth_callback``. These handlers log a scrubbed URI."""
+
+    request: Any
+
+    def _request_summary(self) -> str:
+        req = self.request
+        return f"{req.method} {scrub_uri(req.uri or '')} ({req.remote_ip})"
+
+    def log_exception(
+        self,
+        typ: type[BaseException] | None,
+        value: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if isinstance(value, web.HTTPError):
+            super().log_exception(typ, value, tb)  # type: ignore[misc]
+            return
+        app_log.error("Uncaught exception %s", self._request_summary(), exc_info=(typ, value, tb))
+
+
+def _state_id(raw: str) -> str:
+    """The ``state_id`` of oauthenticator's serialized state; "" when unreadable.
+
+    oauthenticator's own decoder logs the raw state when it cannot read it."""
+    try:
+        doc = json.loads(base64.urlsafe_b64decode(raw.encode("ascii")).decode("utf-8"))
+    except ValueError:  # binascii.Error, UnicodeError and JSONDecodeError are ValueErrors
+        return ""
+    state_id = doc.get("state_id") if isinstance(doc, dict) else None
+    return state_id if isinstance(state_id, str) else ""
+
+
+class KeycloakPageLoginHandler(ScrubbedLog, LoginHandler):
     """``/hub/login``: shows why a signed-in user cannot go on, instead of a bare form.
 
     When ``refresh_user`` fails while identifying the request it records the reason on
@@ -87,7 +159,7 @@ class KeycloakPageLoginHandler(LoginHandler):
         await super().get()
 
 
-class KeycloakLoginHandler(OAuthLoginHandler):
+class KeycloakLoginHandler(ScrubbedLog, OAuthLoginHandler):
     """``/hub/oauth_login``: needs the discovery document before redirecting."""
 
     async def get(self) -> None:  # type: ignore[override]
@@ -100,8 +172,35 @@ class KeycloakLoginHandler(OAuthLoginHandler):
         super().get()
 
 
-class KeycloakCallbackHandler(OAuthCallbackHandler):
-    """``/hub/oauth_callback``: an error from Keycloak is a 4xx page, never a 500."""
+class KeycloakCallbackHandler(ScrubbedLog, OAuthCallbackHandler):
+    """``/hub/oauth_callback``: an error from Keycloak or a malformed answer is a 4xx
+    page that says what is wrong, never a 500; neither code nor state is logged."""
+
+    def _again(self, status: int, message: str) -> AuthProblem:
+        login = self.authenticator.login_url(self.hub.base_url)
+        return AuthProblem(status, message, login, "Sign in again")
+
+    def check_code(self) -> None:
+        if not self.get_argument("code", ""):
+            raise self._again(400, "The login service's answer has no authorization code.")
+
+    def check_state(self) -> None:
+        """oauthenticator's check, without its log line of both state values."""
+        cookie_state = self.get_state_cookie()
+        url_state = self.get_argument("state", "")
+        if not cookie_state:
+            raise self._again(
+                400,
+                "This sign-in was not started in this browser, or took too long "
+                "(no sign-in state cookie).",
+            )
+        if not url_state:
+            raise self._again(400, "The login service's answer has no state parameter.")
+        expected, got = _state_id(cookie_state), _state_id(url_state)
+        if not expected or not hmac.compare_digest(expected.encode(), got.encode()):
+            raise self._again(
+                400, "The login service's answer belongs to another sign-in (state mismatch)."
+            )
 
     def check_error(self) -> None:
         error = self.get_argument("error", "")
@@ -116,7 +215,7 @@ class KeycloakCallbackHandler(OAuthCallbackHandler):
             )
 
 
-class KeycloakLogoutHandler(OAuthLogoutHandler):
+class KeycloakLogoutHandler(ScrubbedLog, OAuthLogoutHandler):
     """``/hub/logout``: ends the hub session, then the Keycloak session (RP logout)."""
 
     _id_token: str | None = None
@@ -153,7 +252,7 @@ class KeycloakLogoutHandler(OAuthLogoutHandler):
         )
 
 
-class BackchannelLogoutHandler(BaseHandler):
+class BackchannelLogoutHandler(ScrubbedLog, BaseHandler):
     """``/hub/backchannel-logout``: Keycloak's signed logout token ends a hub session.
 
     OIDC Back-Channel Logout 1.0: the token comes as the ``logout_token`` form field;
@@ -199,7 +298,7 @@ class BackchannelLogoutHandler(BaseHandler):
 FRESH_TOKENS_PATH = r"/api/valeria/users/([^/]+)/fresh-tokens"
 
 
-class FreshTokensHandler(APIHandler):
+class FreshTokensHandler(ScrubbedLog, APIHandler):
     """``POST /hub/api/valeria/users/NAME/fresh-tokens?min_validity=S``: the person's
     access token, refreshed first when it expires within S seconds.
 

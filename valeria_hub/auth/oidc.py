@@ -11,7 +11,11 @@ Keycloak said no (:class:`TokenRejected`), Keycloak could not be asked
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import hashlib
+import json
+import re
 import time
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
@@ -28,13 +32,27 @@ class KeycloakUnavailable(Exception):
 
 
 class TokenRejected(Exception):
-    """The token endpoint refused the request (4xx with an OAuth error)."""
+    """The token endpoint refused the request (a 4xx answer in JSON).
 
-    def __init__(self, status: int, error: str, description: str = "") -> None:
-        super().__init__(f"{status} {error}: {description}")
+    ``error``/``description`` are the OAuth error fields; when the answer has no
+    ``error`` (not OAuth-shaped: a proxy or gateway answered) ``body`` keeps a short,
+    token-free excerpt of it so that the log says what came back.
+    """
+
+    def __init__(self, status: int, error: str, description: str = "", body: str = "") -> None:
         self.status = status
         self.error = error
         self.description = description
+        self.body = body
+        super().__init__(self.detail)
+
+    @property
+    def detail(self) -> str:
+        """One line for the log: the status and the OAuth error, or the body excerpt."""
+        if self.error:
+            text = f"HTTP {self.status} {self.error}"
+            return f"{text}: {self.description}" if self.description else text
+        return f"HTTP {self.status} without an OAuth error, body: {self.body or '(empty)'}"
 
 
 class TokenInvalid(Exception):
@@ -42,6 +60,53 @@ class TokenInvalid(Exception):
 
 
 # -- pure helpers ----------------------------------------------------------------------
+
+# Anything that may be a token in an answer we log: a JWT, or a long opaque run.
+_JWT = re.compile(r"[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]*")
+_OPAQUE = re.compile(r"[A-Za-z0-9_\-+/=.~]{40,}")
+_SECRET_KEY = re.compile(r"token|secret|code|password|assertion", re.I)
+
+
+def body_excerpt(text: str, limit: int = 200) -> str:
+    """A loggable excerpt of an HTTP answer: at most ``limit`` characters, one line,
+    with JSON fields named like secrets and anything token-shaped replaced."""
+    try:
+        doc = json.loads(text)
+    except ValueError:
+        doc = None
+    if isinstance(doc, Mapping):
+        doc = {k: "[removed]" if _SECRET_KEY.search(str(k)) else v for k, v in doc.items()}
+        text = json.dumps(doc, ensure_ascii=False)
+    text = _OPAQUE.sub("[removed]", _JWT.sub("[removed]", text))
+    text = " ".join(text.split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def at_hash(access_token: str) -> str:
+    """The ID token's ``at_hash`` of an access token (OIDC Core 3.1.3.6, RS256)."""
+    digest = hashlib.sha256(access_token.encode("ascii")).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode("ascii")
+
+
+# Claims about a token itself, not about the person: never copied between tokens.
+TOKEN_CLAIMS = frozenset(
+    {"iss", "aud", "exp", "iat", "nbf", "jti", "typ", "azp", "at_hash", "c_hash", "nonce",
+     "auth_time", "acr", "amr", "sid", "session_state", "scope"}
+)  # fmt: skip
+
+
+def merge_identity(access: Mapping[str, Any], id_claims: Mapping[str, Any]) -> dict[str, Any]:
+    """The person's claims: the access token's, completed from the ID token.
+
+    Keycloak's lightweight access tokens ("Always use lightweight access token") carry
+    no ``sub``, username, email, groups or roles; the ID token of the same answer still
+    carries what its mappers add. The access token wins where both have a claim.
+    """
+    merged = dict(access)
+    for key, value in id_claims.items():
+        if key not in merged and key not in TOKEN_CLAIMS:
+            merged[key] = value
+    return merged
 
 
 def realm_discovery_url(realm_url: str) -> str:
@@ -54,28 +119,47 @@ def check_logout_claims(
 ) -> None:
     """Back-channel logout token rules (OIDC Back-Channel Logout 1.0, section 2.6)."""
     if claims.get("iss") != issuer:
-        raise TokenInvalid("wrong issuer")
+        raise TokenInvalid("logout token has the wrong issuer (iss)")
     aud = claims.get("aud")
     auds = aud if isinstance(aud, list) else [aud]
     if client_id not in auds:
-        raise TokenInvalid("wrong audience")
+        raise TokenInvalid(f"logout token is not for client {client_id} (aud)")
     iat = claims.get("iat")
     if not isinstance(iat, int | float):
-        raise TokenInvalid("missing iat")
+        raise TokenInvalid("logout token has no iat claim")
     if iat > now + 30 or now - iat > max_age:
-        raise TokenInvalid("token is not recent")
+        raise TokenInvalid("logout token is not recent (iat)")
     exp = claims.get("exp")
     if isinstance(exp, int | float) and exp < now - 30:
-        raise TokenInvalid("token expired")
+        raise TokenInvalid("logout token has expired (exp)")
     events = claims.get("events")
     if not isinstance(events, Mapping) or not isinstance(events.get(BACKCHANNEL_EVENT), Mapping):
-        raise TokenInvalid("not a back-channel logout token")
+        raise TokenInvalid("logout token has no back-channel logout event (events)")
     if not claims.get("sid") and not claims.get("sub"):
-        raise TokenInvalid("neither sid nor sub")
+        raise TokenInvalid("logout token has neither a sid nor a sub claim")
     if "nonce" in claims:
-        raise TokenInvalid("a logout token must not contain a nonce")
+        raise TokenInvalid("logout token contains a nonce, which logout tokens must not")
     if not claims.get("jti"):
-        raise TokenInvalid("missing jti")
+        raise TokenInvalid("logout token has no jti claim")
+
+
+def _failed_check(e: jwt.PyJWTError, audience: str | None) -> str:
+    """What PyJWT's refusal means, as the end of "<which token> ..."."""
+    if isinstance(e, jwt.MissingRequiredClaimError):
+        return f"has no {e.claim} claim"
+    if isinstance(e, jwt.ExpiredSignatureError):
+        return "has expired (exp)"
+    if isinstance(e, jwt.ImmatureSignatureError):
+        return "is not valid yet (nbf)"
+    if isinstance(e, jwt.InvalidIssuerError):
+        return "has the wrong issuer (iss)"
+    if isinstance(e, jwt.InvalidAudienceError):
+        return f"is not for client {audience} (aud)"
+    if isinstance(e, jwt.InvalidSignatureError):
+        return "has a signature that does not verify"
+    if isinstance(e, jwt.DecodeError):
+        return "is not a well-formed JWT"
+    return f"was refused ({type(e).__name__})"
 
 
 # -- per-user refresh serialisation --------------------------------------------------
@@ -237,11 +321,11 @@ class RealmClient:
         self._keys_version += 1
         self._keys_fetched_at = time.monotonic()
 
-    async def signing_key(self, kid: str | None) -> jwt.PyJWK:
+    async def signing_key(self, kid: str | None, what: str = "token") -> jwt.PyJWK:
         """The key for ``kid``; an unknown kid refetches the JWKS (key rotation), at most
         once per ``jwks_min_interval``."""
         if not kid:
-            raise TokenInvalid("token has no kid")
+            raise TokenInvalid(f"{what} has no key id (kid)")
         if kid in self._keys:
             return self._keys[kid]
         seen = self._keys_version
@@ -250,26 +334,31 @@ class RealmClient:
             if self._keys_version == seen and not recent:  # nobody refetched meanwhile
                 await self._fetch_keys()
         if kid not in self._keys:
-            raise TokenInvalid("unknown signing key")
+            raise TokenInvalid(f"{what} is signed with a key the realm does not list (kid)")
         return self._keys[kid]
 
     async def decode(
         self,
         token: str,
         *,
+        what: str = "token",
         audience: str | None = None,
         verify_exp: bool = True,
         required: tuple[str, ...] = ("exp", "iat", "iss", "sub"),
     ) -> dict[str, Any]:
-        """Verify an RS256 token from this realm (signature, issuer, expiry, audience)."""
+        """Verify an RS256 token from this realm (signature, issuer, expiry, audience).
+
+        ``what`` names the token in the TokenInvalid message ("access token", "ID
+        token", "logout token"), which also says which check failed.
+        """
         meta = await self.metadata()
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
-            raise TokenInvalid("malformed token") from None
+            raise TokenInvalid(f"{what} is not a well-formed JWT") from None
         if header.get("alg") != "RS256":
-            raise TokenInvalid("token is not signed with RS256")
-        key = await self.signing_key(header.get("kid"))
+            raise TokenInvalid(f"{what} is not signed with RS256 (alg)")
+        key = await self.signing_key(header.get("kid"), what)
         try:
             return jwt.decode(
                 token,
@@ -286,38 +375,52 @@ class RealmClient:
                 },
             )
         except jwt.PyJWTError as e:
-            raise TokenInvalid(type(e).__name__) from None
+            raise TokenInvalid(f"{what} {_failed_check(e, audience)}") from None
 
     async def validate_tokens(self, token_info: Mapping[str, Any], client_id: str) -> dict:
-        """Claims of the access token, after checking it and the ID token.
+        """The person's claims, after checking the access token and the ID token.
 
         Keycloak access tokens name the services they are for in ``aud`` (``account``,
         ``vault-valeria``) and this client in ``azp``; ID tokens carry the client in
-        ``aud``.
+        ``aud``. A lightweight access token carries neither ``sub`` nor the person's
+        claims: they come from the ID token of the same answer (bound by ``at_hash``).
         """
         access = token_info.get("access_token")
-        if not isinstance(access, str):
-            raise TokenInvalid("no access token")
-        claims = await self.decode(access)
-        if claims.get("azp") != client_id:
-            raise TokenInvalid("access token was issued to another client")
-        if claims.get("typ", "Bearer").lower() != "bearer":
-            raise TokenInvalid("not an access token")
+        if not isinstance(access, str) or not access:
+            raise TokenInvalid("the answer has no access token")
+        claims = await self.decode(access, what="access token", required=("exp", "iat", "iss"))
+        azp = claims.get("azp")
+        if not azp:
+            raise TokenInvalid("access token has no azp claim")
+        if azp != client_id:
+            raise TokenInvalid(f"access token was issued to client {azp!r}, not {client_id!r}")
+        typ = claims.get("typ", "Bearer")
+        if not isinstance(typ, str) or typ.lower() != "bearer":
+            raise TokenInvalid(f"access token has typ {typ!r}, not Bearer")
         id_token = token_info.get("id_token")
-        if id_token:
-            id_claims = await self.decode(str(id_token), audience=client_id)
-            if id_claims.get("sub") != claims.get("sub"):
-                raise TokenInvalid("ID token and access token name different users")
-            if id_claims.get("azp", client_id) != client_id:
-                raise TokenInvalid("ID token was issued to another client")
-        return claims
+        if not id_token:
+            if not claims.get("sub"):
+                raise TokenInvalid("access token has no sub claim and the answer no ID token")
+            return claims
+        id_claims = await self.decode(str(id_token), what="ID token", audience=client_id)
+        if claims.get("sub") is not None and id_claims.get("sub") != claims["sub"]:
+            raise TokenInvalid("ID token and access token name different users (sub)")
+        if id_claims.get("azp", client_id) != client_id:
+            raise TokenInvalid(f"ID token was issued to client {id_claims['azp']!r} (azp)")
+        if "at_hash" in id_claims and id_claims["at_hash"] != at_hash(access):
+            raise TokenInvalid("ID token's at_hash does not match the access token")
+        return merge_identity(claims, id_claims)
 
     async def decode_logout_token(
         self, token: str, *, client_id: str, max_age: float, now: float | None = None
     ) -> dict[str, Any]:
         """A verified back-channel logout token's claims."""
         claims = await self.decode(
-            token, audience=client_id, verify_exp=False, required=("iat", "iss", "aud")
+            token,
+            what="logout token",
+            audience=client_id,
+            verify_exp=False,
+            required=("iat", "iss", "aud"),
         )
         meta = await self.metadata()
         check_logout_claims(
@@ -340,19 +443,28 @@ class RealmClient:
             resp = await self.http.post(meta.token_endpoint, data=form, headers=dict(headers))
         except httpx.HTTPError as e:
             raise KeycloakUnavailable(f"token endpoint: {type(e).__name__}") from None
-        if resp.status_code >= 500:
-            raise KeycloakUnavailable(f"token endpoint: HTTP {resp.status_code}")
         try:
             body = resp.json()
         except ValueError:
             body = None
+        if resp.status_code >= 500 or resp.status_code in (408, 429):
+            raise KeycloakUnavailable(
+                f"token endpoint: HTTP {resp.status_code}, body: {body_excerpt(resp.text)}"
+            )
         if resp.status_code != 200:
             if not isinstance(body, Mapping):
-                raise KeycloakUnavailable(f"token endpoint: HTTP {resp.status_code}, not JSON")
+                # not Keycloak's JSON: a proxy or gateway in between answered
+                raise KeycloakUnavailable(
+                    f"token endpoint: HTTP {resp.status_code}, not JSON: {body_excerpt(resp.text)}"
+                )
+            error = body.get("error")
+            if not isinstance(error, str) or not error:
+                raise TokenRejected(resp.status_code, "", body=body_excerpt(resp.text))
+            description = body.get("error_description")
             raise TokenRejected(
                 resp.status_code,
-                str(body.get("error", "unknown")),
-                str(body.get("error_description", "")),
+                body_excerpt(error, 80),
+                body_excerpt(description) if isinstance(description, str) else "",
             )
         if not isinstance(body, Mapping) or not body.get("access_token"):
             raise KeycloakUnavailable("token endpoint: answer without an access token")

@@ -78,6 +78,11 @@ def refresh_token_usable(auth_state: Mapping[str, Any], now: float) -> bool:
     return expires_at is None or now < float(expires_at)
 
 
+def _text(value: Any) -> str | None:
+    """``value`` if it is a non-empty string: a session or subject id is looked up by."""
+    return value if isinstance(value, str) and value else None
+
+
 def auth_state_layout(
     token_info: Mapping[str, Any], claims: Mapping[str, Any], now: float
 ) -> dict[str, Any]:
@@ -91,8 +96,10 @@ def auth_state_layout(
         "scope": str(token_info.get("scope", "")).split(),
         "token_response": dict(token_info),
         "oauth_user": dict(claims),
-        "sid": claims.get("sid") or claims.get("session_state") or token_info.get("session_state"),
-        "sub": claims.get("sub"),
+        "sid": _text(claims.get("sid"))
+        or _text(claims.get("session_state"))
+        or _text(token_info.get("session_state")),
+        "sub": _text(claims.get("sub")),
         "obtained_at": now,
     }
 
