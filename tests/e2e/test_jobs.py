@@ -375,10 +375,72 @@ def test_a_vault_profile_read_a_moment_ago_serves_the_next_submissions(stack, to
     assert "alice-s3-secret-value" not in repr(memory)  # the keys never show in a repr
 
 
+def test_lists_come_from_memory_kept_current_by_a_watch(stack, tokens):
+    """After the first list, a person's list is answered from the service's memory (no
+    LIST call reaches the API server), shows a submission at once, and follows what
+    happens behind the service's back (a controller's status change, a deletion)."""
+    kube = stack.kube
+    namespace = user_namespace("valeria-jobs-", "alice")
+
+    def listed(c: httpx.Client) -> dict[str, dict]:
+        resp = c.get("jobs/")
+        assert resp.status_code == 200, resp.text
+        return {i["metadata"]["name"]: i for i in resp.json()["items"]}
+
+    def eventually(c: httpx.Client, check, what: str) -> dict[str, dict]:
+        deadline = time.monotonic() + 10
+        while True:
+            items = listed(c)
+            if check(items):
+                return items
+            assert time.monotonic() < deadline, what
+            time.sleep(0.1)
+
+    with client(stack, tokens["alice"]) as c:
+        assert c.post("jobs/", json=job_body("true")).status_code == 201  # a namespace
+        listed(c)  # the view exists from here on
+        kube.api.audit = audit = []
+        try:
+            name = c.post("jobs/", json=job_body("true")).json()["metadata"]["name"]
+            assert name in listed(c)  # at once, whatever the watch's delay
+            for _ in range(5):
+                listed(c)
+            lists = [a for _, a, _ in audit if a.resource == "jobs" and a.verb == "list"]
+            assert lists == [], [(a.verb, a.resource) for _, a, _ in audit]
+        finally:
+            kube.api.audit = None
+
+        def mark(obj: dict) -> None:
+            obj["metadata"].setdefault("annotations", {})["test.example/seen"] = "yes"
+
+        kube.call(kube.store.mutate, "batch/v1/jobs", namespace, name, mark)
+        eventually(
+            c,
+            lambda items: items[name]["metadata"]["annotations"].get("test.example/seen"),
+            "a change made behind the service's back never showed",
+        )
+        kube.call(kube.store.delete, "batch/v1/jobs", namespace, name)
+        eventually(c, lambda items: name not in items, "a deleted job stayed in the list")
+
+
 def test_kubernetes_down_is_503_with_a_message(stack, tokens):
+    with client(stack, tokens["alice"]) as c:
+        listed = c.get("jobs/").json()["items"]  # the list cache's view of alice's jobs
+        stack.kube.faults.inject("/apis/batch/v1", status=500, times=1)
+        try:
+            resp = c.get("jobs/some-job")
+            assert resp.status_code == 503 and "could not read" in resp.json()["detail"]
+            # a list kept by a watch answers from memory meanwhile
+            stack.kube.faults.inject("/apis/batch/v1", status=500, times=1)
+            resp = c.get("jobs/")
+            assert resp.status_code == 200 and resp.json()["items"] == listed
+        finally:
+            stack.kube.faults.clear()
+    # an uncached list (bob has none yet in this module's cache) needs the API server
+    stack.service.server.config.app.state.ctx.cache._views.clear()
     stack.kube.faults.inject("/apis/batch/v1", status=500, times=1)
     try:
-        with client(stack, tokens["alice"]) as c:
+        with client(stack, tokens["bob"]) as c:
             resp = c.get("jobs/")
             assert resp.status_code == 503 and "could not list" in resp.json()["detail"]
     finally:

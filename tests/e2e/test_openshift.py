@@ -566,7 +566,12 @@ async def jobs_service_calls(
         selector = "app.kubernetes.io/managed-by=valeria-jobs"
         for kind, name in (("Job", "rbac-job"), ("CronJob", "rbac-cron")):
             assert await kube.read_workload(kind, namespace, name)
-            await kube.list_workloads(kind, namespace, selector)
+            listed = await kube.list_workloads(kind, namespace, selector)
+            # the list cache's watch (valeria_hub/jobs/cache.py), ended by the server
+            rv = listed["metadata"]["resource_version"]
+            stream = await kube.watch_workloads(kind, namespace, selector, rv, 1)
+            async for _ in stream:
+                pass
         await kube.list_pods(namespace, selector)
         if pod is not None:
             assert await kube.read_pod(namespace, pod) is not None

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..vault import VaultIdentity
+from .cache import WorkloadCache
 from .dependencies import Ctx
 from .hubauth import (
     CurrentUser,
@@ -67,10 +68,12 @@ def create_app(
             cache_ttl=settings.user_cache_ttl,
             cache_size=settings.user_cache_size,
         )
-        app.state.ctx = Context(settings, hub, k, vault)
+        cache = WorkloadCache(k, max_views=settings.list_cache_views)
+        app.state.ctx = Context(settings, hub, k, vault, cache=cache)
         try:
             yield
         finally:
+            await cache.close()
             await hub.aclose()
             if own_kube:
                 await k.close()

@@ -130,6 +130,13 @@ class JobsServiceApp(Application):
         help="Seconds the user's Keycloak access token must stay valid for the Vault login; "
         "an older login gets 401 'log in to the hub again' (the hub refreshes tokens).",
     )
+    list_cache_views = Integer(
+        200,
+        config=True,
+        help="How many (kind, namespace, person) lists the service keeps in memory, each "
+        "up to date through a watch of its own (one connection each); a list beyond that "
+        "asks the API server. A view nobody listed for 5 minutes goes. 0: no cache.",
+    )
     vault_profile_ttl = Float(
         60.0,
         config=True,
@@ -427,6 +434,12 @@ class JobsServiceApp(Application):
             raise TraitError(f"{proposal['trait'].name} must be a positive finite number")
         return proposal["value"]
 
+    @validate("list_cache_views")
+    def _v_list_cache_views(self, proposal: dict[str, Any]) -> int:
+        if proposal["value"] < 0:
+            raise TraitError("list_cache_views must be 0 (no cache) or more")
+        return proposal["value"]
+
     @validate("vault_profile_ttl")
     def _v_profile_ttl(self, proposal: dict[str, Any]) -> float:
         if not 0 <= proposal["value"] < float("inf"):  # NaN too
@@ -523,6 +536,7 @@ class JobsServiceApp(Application):
             user_cache_size=self.user_cache_size,
             token_min_validity=self.token_min_validity,
             vault_profile_ttl=self.vault_profile_ttl,
+            list_cache_views=self.list_cache_views,
             public_profiles=self.public_profiles,
             kubeconfig=self.kubeconfig,
             kube_timeout=self.kube_timeout,

@@ -69,6 +69,7 @@ class Kube:
         self.timeout = timeout
         self.stream_pool_size = stream_pool_size
         self._stream_client: client.ApiClient | None = None
+        self._watch_client: client.ApiClient | None = None
         self.core = client.CoreV1Api(api_client)
         self.batch = client.BatchV1Api(api_client)
         self.net = client.NetworkingV1Api(api_client)
@@ -99,6 +100,8 @@ class Kube:
         await self.api_client.close()
         if self._stream_client is not None:
             await self._stream_client.close()
+        if self._watch_client is not None:
+            await self._watch_client.close()
 
     def _streams(self) -> client.CoreV1Api:
         """The log streams' own client (made on first use, inside the running loop)."""
@@ -109,6 +112,16 @@ class Kube:
             cfg.connection_pool_maxsize = self.stream_pool_size
             self._stream_client = client.ApiClient(configuration=cfg)
         return client.CoreV1Api(self._stream_client)
+
+    def _batch_streams(self) -> client.BatchV1Api:
+        """The batch API on the watches' own client: a watch holds its connection as a
+        followed log does, and neither may wait behind the other (how many watches run
+        is bounded by the list cache)."""
+        if self._watch_client is None:
+            cfg = copy.deepcopy(self.api_client.configuration)
+            cfg.connection_pool_maxsize = 0  # aiohttp: no limit
+            self._watch_client = client.ApiClient(configuration=cfg)
+        return client.BatchV1Api(self._watch_client)
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
         try:
@@ -238,6 +251,43 @@ class Kube:
         except KubeError as e:
             raise await self._unless_no_namespace(namespace, e) from None
 
+    async def watch_workloads(
+        self, kind: str, namespace: str, selector: str, resource_version: str, seconds: int
+    ) -> WatchStream:
+        """Watch from ``resource_version`` on the streams' own pool (a watch holds its
+        connection); the API server ends it after ``seconds``. Errors before the first
+        event raise KubeError here."""
+        fn = (
+            self._batch_streams().list_namespaced_job
+            if kind == "Job"
+            else self._batch_streams().list_namespaced_cron_job
+        )
+        timeout = aiohttp.ClientTimeout(
+            total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=seconds + 30
+        )
+        try:
+            resp = await fn(
+                namespace,
+                label_selector=selector,
+                resource_version=resource_version,
+                watch=True,
+                allow_watch_bookmarks=True,
+                timeout_seconds=seconds,
+                _preload_content=False,
+                _request_timeout=timeout,
+            )
+        except (TimeoutError, aiohttp.ClientError, OSError) as e:
+            raise KubeError(0, f"the Kubernetes API is unreachable ({type(e).__name__})") from None
+        if not 200 <= resp.status <= 299:
+            try:
+                body = await resp.text()
+            except (TimeoutError, aiohttp.ClientError):
+                body = ""
+            finally:
+                resp.close()
+            raise _error_from_body(resp.status, body or "{}")
+        return WatchStream(resp)
+
     async def delete_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
         fn = (
             self.batch.delete_namespaced_job
@@ -299,6 +349,38 @@ class Kube:
                 resp.close()
             raise _error_from_body(resp.status, body or "{}")
         return LogStream(resp)
+
+
+class WatchStream:
+    """A watch's events as raw JSON (``{"type", "object"}``), one per line, until the
+    API server ends it (``timeout_seconds``) or the connection breaks."""
+
+    def __init__(self, resp: aiohttp.ClientResponse) -> None:
+        self._resp = resp
+
+    def __aiter__(self) -> WatchStream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        try:
+            line = await self._resp.content.readline()
+        except (TimeoutError, aiohttp.ClientError):
+            line = b""
+        if not line:
+            self.close()
+            raise StopAsyncIteration
+        try:
+            event = json.loads(line)
+        except ValueError:
+            self.close()
+            raise KubeError(0, "the Kubernetes API sent a watch event that is not JSON") from None
+        if not isinstance(event, dict) or not isinstance(event.get("object"), dict):
+            self.close()
+            raise KubeError(0, "the Kubernetes API sent a watch event without an object")
+        return event
+
+    def close(self) -> None:
+        self._resp.close()
 
 
 def _error_from_body(status: int, body: str, reason: str = "") -> KubeError:

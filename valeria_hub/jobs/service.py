@@ -26,6 +26,7 @@ from ..names import dependent_name
 from ..storage import owner_reference
 from ..vault import UserProfile, VaultError, VaultIdentity, refusal
 from . import isolation
+from .cache import WorkloadCache, encode, list_body
 from .ceilings import CeilingExceeded, check_ceilings, demand, missing_limits, usage
 from .hubclient import HubAPI, HubUnavailable, HubUser
 from .kube import Kube, KubeError
@@ -108,6 +109,8 @@ class Context:
     profiles: dict[str, tuple[float, UserProfile]] = field(
         default_factory=dict, compare=False, repr=False
     )
+    # the people's lists, kept by watches (None: every list asks the API server)
+    cache: WorkloadCache | None = field(default=None, compare=False, repr=False)
     # per-user namespaces this process set up (loop time), and the set-ups under way
     ready: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
     setups: dict[str, asyncio.Future[None]] = field(default_factory=dict, compare=False, repr=False)
@@ -388,6 +391,8 @@ async def _submit(
             except KubeError as e:
                 raise kube_failure(e, "could not prepare your namespace") from None
             result = await create_all(ctx, kind, target, manifest, secret_of, data, retry=False)
+    if ctx.cache is not None:  # a list right after this shows it, whatever the watch's delay
+        ctx.cache.note(kind, namespace, ctx.selector(user), result)
     log.info("%s %s/%s created for %s", kind, namespace, name, user.name)
     return result
 
@@ -476,6 +481,26 @@ async def list_owned(ctx: Context, user: HubUser, kind: str) -> dict[str, Any]:
         i for i in result.get("items") or [] if owned_by(i["metadata"], user.name, namespace)
     ]
     return result
+
+
+async def list_owned_body(ctx: Context, user: HubUser, kind: str) -> bytes:
+    """The caller's list as JSON bytes: from the list cache's view (items encoded once,
+    when they arrived), else as :func:`list_owned` gives it."""
+    namespace = ctx.namespace(user)
+    cached = None
+    if ctx.cache is not None:
+        try:
+            cached = await ctx.cache.items(kind, namespace, ctx.selector(user))
+        except KubeError as e:
+            if e.status != 404:
+                raise kube_failure(e, f"could not list {kind}s") from None
+            cached = ({}, [])  # no namespace yet: nothing of theirs
+    if cached is None:
+        result = await list_owned(ctx, user, kind)
+        return list_body(kind, result.get("metadata") or {}, [encode(i) for i in result["items"]])
+    metadata, items = cached
+    mine = [data for item, data in items if owned_by(item["metadata"], user.name, namespace)]
+    return list_body(kind, metadata, mine)
 
 
 async def delete_owned(ctx: Context, user: HubUser, kind: str, name: str) -> dict[str, Any]:

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from .. import service
 from ..dependencies import Ctx
@@ -29,8 +29,11 @@ def make_router(kind: str, path: str) -> APIRouter:
     router = APIRouter(prefix=path, tags=[tag], responses=ERRORS)
 
     @router.get("/", response_model=KubeList, name=f"list_{tag}")
-    async def list_owned(ctx: Ctx, user: CurrentUser) -> dict:
-        return await service.list_owned(ctx, user, kind)
+    async def list_owned(ctx: Ctx, user: CurrentUser) -> Response:
+        # JSON made of items encoded once (the list cache): a 2,000-job list is bytes
+        # joined, not 2,000 objects validated and encoded again at every request
+        body = await service.list_owned_body(ctx, user, kind)
+        return Response(content=body, media_type="application/json")
 
     @router.post(
         "/",

@@ -1,0 +1,184 @@
+"""The list cache's bookkeeping (valeria_hub/jobs/cache.py) against a scripted API server:
+views made on first use and shared, watch events applied, a 410 or a broken watch
+dropping the view, idle views going, the bound on views. The HTTP path (a real watch of
+the Kubernetes stand-in behind the service) is in tests/e2e/test_jobs.py."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from valeria_hub.jobs.cache import WorkloadCache, list_body
+from valeria_hub.jobs.kube import KubeError
+
+
+def raw_job(name: str, rv: int, **labels: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "batch/v1",
+        "kind": "Job",
+        "metadata": {"name": name, "namespace": "ns", "resourceVersion": str(rv), "labels": labels},
+        "spec": {"template": {"spec": {"containers": []}}},
+    }
+
+
+def shaped(name: str, rv: int) -> dict[str, Any]:
+    return {"metadata": {"name": name, "namespace": "ns", "resource_version": str(rv)}}
+
+
+class Stream:
+    def __init__(self, events: asyncio.Queue) -> None:
+        self.events = events
+        self.closed = False
+
+    def __aiter__(self) -> Stream:
+        return self
+
+    async def __anext__(self) -> dict[str, Any]:
+        event = await self.events.get()
+        if event is None:
+            raise StopAsyncIteration
+        if isinstance(event, Exception):
+            raise event
+        return event
+
+    def close(self) -> None:
+        self.closed = True
+
+
+class Kube:
+    """LIST answers ``items``; each WATCH takes the next queue of events."""
+
+    def __init__(self, items: list[dict[str, Any]], rv: int = 10) -> None:
+        self.items = items
+        self.rv = rv
+        self.lists = 0
+        self.watches: list[tuple[str, str]] = []
+        self.events: asyncio.Queue = asyncio.Queue()
+        self.list_error: KubeError | None = None
+
+    async def list_workloads(self, kind: str, namespace: str, selector: str) -> dict[str, Any]:
+        self.lists += 1
+        await asyncio.sleep(0.01)
+        if self.list_error is not None:
+            raise self.list_error
+        return {"metadata": {"resource_version": str(self.rv)}, "items": list(self.items)}
+
+    async def watch_workloads(self, kind, namespace, selector, rv, seconds) -> Stream:
+        self.watches.append((selector, rv))
+        return Stream(self.events)
+
+
+async def settle() -> None:
+    for _ in range(5):
+        await asyncio.sleep(0)
+
+
+async def names(cache: WorkloadCache, selector: str = "o=a") -> list[str]:
+    got = await cache.items("Job", "ns", selector)
+    assert got is not None
+    return [item["metadata"]["name"] for item, _ in got[1]]
+
+
+async def test_one_list_for_concurrent_first_uses_then_watch_events():
+    kube = Kube([shaped("b", 3), shaped("a", 2)])
+    cache = WorkloadCache(kube)  # type: ignore[arg-type]
+    results = await asyncio.gather(*(names(cache) for _ in range(5)))
+    assert results == [["a", "b"]] * 5 and kube.lists == 1
+    await settle()
+    assert kube.watches == [("o=a", "10")]
+    kube.events.put_nowait({"type": "ADDED", "object": raw_job("c", 11)})
+    kube.events.put_nowait({"type": "DELETED", "object": raw_job("a", 12)})
+    kube.events.put_nowait({"type": "BOOKMARK", "object": {"metadata": {"resourceVersion": "15"}}})
+    await settle()
+    assert await names(cache) == ["b", "c"] and kube.lists == 1
+    meta, items = await cache.items("Job", "ns", "o=a")
+    assert meta["resource_version"] == "15"
+    # each item is kept with its JSON, encoded once, in the to_dict() shape
+    item, data = items[1]
+    assert json.loads(data) == item and item["metadata"]["resource_version"] == "11"
+    await cache.close()
+
+
+async def test_a_410_drops_the_view_and_the_next_list_lists_again():
+    kube = Kube([shaped("a", 1)])
+    cache = WorkloadCache(kube)  # type: ignore[arg-type]
+    await names(cache)
+    kube.events.put_nowait({"type": "ERROR", "object": {"code": 410, "message": "too old"}})
+    await settle()
+    assert cache._views == {}
+    kube.items = [shaped("a", 1), shaped("z", 20)]
+    assert await names(cache) == ["a", "z"] and kube.lists == 2
+    await cache.close()
+
+
+async def test_a_watch_that_ends_is_made_again_from_the_last_version():
+    kube = Kube([shaped("a", 1)])
+    cache = WorkloadCache(kube)  # type: ignore[arg-type]
+    await names(cache)
+    kube.events.put_nowait({"type": "MODIFIED", "object": raw_job("a", 30)})
+    kube.events.put_nowait(None)  # the server ends the watch (timeoutSeconds)
+    await settle()
+    assert kube.watches == [("o=a", "10"), ("o=a", "30")]
+    assert kube.lists == 1
+    await cache.close()
+
+
+async def test_a_failed_first_list_reaches_every_waiter_and_keeps_nothing():
+    kube = Kube([])
+    kube.list_error = KubeError(503, "down")
+    cache = WorkloadCache(kube)  # type: ignore[arg-type]
+    results = await asyncio.gather(
+        *(cache.items("Job", "ns", "o=a") for _ in range(3)), return_exceptions=True
+    )
+    assert all(isinstance(r, KubeError) and r.status == 503 for r in results)
+    assert cache._views == {} and kube.lists == 1
+
+
+async def test_views_are_bounded_and_idle_ones_go():
+    kube = Kube([shaped("a", 1)])
+    cache = WorkloadCache(kube, max_views=2, idle_seconds=0.05)  # type: ignore[arg-type]
+    await names(cache, "o=a")
+    await names(cache, "o=b")
+    assert len(cache._views) == 2
+    await asyncio.sleep(0.1)  # both idle now: a third person's list sweeps them
+    await names(cache, "o=c")
+    assert [k[2] for k in cache._views] == ["o=c"]
+    await names(cache, "o=d")
+    # full and nobody idle: the caller lists through the API server
+    assert await cache.items("Job", "ns", "o=e") is None
+    assert await WorkloadCache(kube, max_views=0).items("Job", "ns", "o=a") is None  # type: ignore[arg-type]
+    await cache.close()
+
+
+async def test_a_submission_shows_in_its_view_at_once():
+    kube = Kube([shaped("a", 1)])
+    cache = WorkloadCache(kube)  # type: ignore[arg-type]
+    await names(cache)
+    cache.note("Job", "ns", "o=a", shaped("new", 40))
+    cache.note("Job", "ns", "o=other", shaped("not-here", 41))  # no such view: nothing
+    assert await names(cache) == ["a", "new"]
+    await cache.close()
+
+
+def test_list_body_is_the_to_dict_list_shape():
+    body = list_body("Job", {"resource_version": "7"}, [b'{"a":1}', b'{"b":2}'])
+    assert json.loads(body) == {
+        "api_version": "batch/v1",
+        "kind": "JobList",
+        "metadata": {"resource_version": "7"},
+        "items": [{"a": 1}, {"b": 2}],
+    }
+    assert json.loads(list_body("CronJob", {}, []))["items"] == []
+
+
+@pytest.mark.parametrize("bad", [-1])
+def test_list_cache_views_refuses_negative(bad):
+    from traitlets import TraitError
+
+    from valeria_hub.jobs.config import JobsServiceApp
+
+    with pytest.raises(TraitError, match="list_cache_views"):
+        JobsServiceApp(list_cache_views=bad)

@@ -1,0 +1,179 @@
+"""The people's jobs and cron jobs, kept in memory by watches, for fast lists.
+
+Listing 2,000 jobs through the API server and reshaping them took over a second per
+request, and a list of one person's jobs in the shared namespace slowed down with every
+other person's. A *view* is one (kind, namespace, owner selector): the first list makes
+it (a LIST, then a WATCH from its resourceVersion, on a connection pool of its own), and
+later lists are answered from memory, each item already encoded as JSON once.
+
+Bounded: at most ``max_views`` views (a list beyond that goes to the API server as
+before); a view nobody listed for ``idle_seconds`` stops its watch and goes. A watch that
+fails or is told its resourceVersion is too old (410) drops the view; the next list
+makes it again. A submission puts its new object in the person's view at once, so a
+list right after it shows it whatever the watch's delay.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from dataclasses import dataclass, field
+from typing import Any
+
+from .kube import Kube, KubeError
+from .shapes import client_shape
+
+log = logging.getLogger("valeria_hub.jobs")
+
+TYPE_NAMES = {"Job": "V1Job", "CronJob": "V1CronJob"}
+WATCH_SECONDS = 240  # the API server ends a watch after this; it is made again at once
+
+
+def encode(item: dict[str, Any]) -> bytes:
+    """One item as compact JSON, done once when the item arrives."""
+    return json.dumps(item, separators=(",", ":")).encode()
+
+
+def list_body(kind: str, metadata: dict[str, Any], encoded: list[bytes]) -> bytes:
+    """A JobList or CronJobList (the to_dict() shape kbatch reads) from encoded items.
+    Pure."""
+    head = {"api_version": "batch/v1", "kind": f"{kind}List", "metadata": metadata}
+    prefix = json.dumps(head, separators=(",", ":"))[:-1].encode()
+    return prefix + b',"items":[' + b",".join(encoded) + b"]}"
+
+
+@dataclass
+class View:
+    """One kind's objects in one namespace under one selector, as the watch reports."""
+
+    kind: str
+    namespace: str
+    selector: str
+    items: dict[str, tuple[dict[str, Any], bytes]] = field(default_factory=dict)
+    metadata: dict[str, Any] = field(default_factory=dict)
+    resource_version: str = ""
+    used: float = 0.0
+    ready: asyncio.Future[None] | None = None
+    task: asyncio.Task[None] | None = None
+
+    def put(self, item: dict[str, Any]) -> None:
+        self.items[item["metadata"]["name"]] = (item, encode(item))
+
+    def sorted_items(self) -> list[tuple[dict[str, Any], bytes]]:
+        return [self.items[name] for name in sorted(self.items)]
+
+
+class WorkloadCache:
+    """Views of the jobs and cron jobs people list; see the module's docstring."""
+
+    def __init__(self, kube: Kube, *, max_views: int = 200, idle_seconds: float = 300.0) -> None:
+        self.kube = kube
+        self.max_views = max_views
+        self.idle_seconds = idle_seconds
+        self._views: dict[tuple[str, str, str], View] = {}
+
+    async def items(
+        self, kind: str, namespace: str, selector: str
+    ) -> tuple[dict[str, Any], list[tuple[dict[str, Any], bytes]]] | None:
+        """(list metadata, [(item, its JSON)] by name), or None when no view can be kept
+        (the caller lists through the API server). KubeError as a LIST gives it."""
+        if self.max_views <= 0:
+            return None
+        loop = asyncio.get_running_loop()
+        key = (kind, namespace, selector)
+        view = self._views.get(key)
+        if view is None:
+            self._sweep(loop.time())
+            if len(self._views) >= self.max_views:
+                return None
+            view = self._views[key] = View(kind, namespace, selector)
+            view.ready = loop.create_future()
+            view.task = asyncio.ensure_future(self._run(view))
+        view.used = loop.time()
+        assert view.ready is not None
+        await asyncio.shield(view.ready)  # KubeError of the first LIST, to every waiter
+        return dict(view.metadata, resource_version=view.resource_version), view.sorted_items()
+
+    def note(self, kind: str, namespace: str, selector: str, item: dict[str, Any]) -> None:
+        """A just-made object (to_dict() shape) into its view, if there is one."""
+        view = self._views.get((kind, namespace, selector))
+        if view is not None and view.ready is not None and view.ready.done():
+            view.put(item)
+
+    async def close(self) -> None:
+        views = list(self._views.values())
+        for view in views:
+            self._drop(view)
+        for task in [v.task for v in views if v.task is not None]:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+    # -- inside ------------------------------------------------------------------------------
+    def _sweep(self, now: float) -> None:
+        for view in [v for v in self._views.values() if now - v.used > self.idle_seconds]:
+            self._drop(view)
+
+    def _drop(self, view: View) -> None:
+        if self._views.get((view.kind, view.namespace, view.selector)) is view:
+            del self._views[(view.kind, view.namespace, view.selector)]
+        if view.task is not None and view.task is not asyncio.current_task():
+            view.task.cancel()
+
+    async def _run(self, view: View) -> None:
+        """LIST, then WATCH from there until the view is idle or the watch fails."""
+        assert view.ready is not None
+        try:
+            listed = await self.kube.list_workloads(view.kind, view.namespace, view.selector)
+        except KubeError as e:
+            view.ready.set_exception(e)
+            view.ready.exception()  # retrieved here too: a view nobody waits for is fine
+            self._drop(view)
+            return
+        for item in listed.get("items") or []:
+            view.put(item)
+        view.metadata = dict(listed.get("metadata") or {})
+        view.resource_version = str(view.metadata.get("resource_version") or "")
+        view.ready.set_result(None)
+        loop = asyncio.get_running_loop()
+        try:
+            while loop.time() - view.used <= self.idle_seconds:
+                await self._watch_once(view)
+        except KubeError as e:
+            log.info(
+                "list cache: the watch of %s %s ended (%s %s); the next list makes it again",
+                view.kind, view.namespace, e.status, e.message,
+            )  # fmt: skip
+        except asyncio.CancelledError:
+            raise
+        except Exception:  # noqa: BLE001 - a view that fails is dropped, never the service
+            log.exception("list cache: the watch of %s %s failed", view.kind, view.namespace)
+        finally:
+            self._drop(view)
+
+    async def _watch_once(self, view: View) -> None:
+        stream = await self.kube.watch_workloads(
+            view.kind, view.namespace, view.selector, view.resource_version, WATCH_SECONDS
+        )
+        type_name = TYPE_NAMES[view.kind]
+        try:
+            async for event in stream:
+                kind, obj = event.get("type"), event["object"]
+                if kind == "ERROR":  # a Status: 410 when the resourceVersion is too old
+                    code = obj.get("code") or 0
+                    raise KubeError(int(code), str(obj.get("message") or "watch error"))
+                rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+                if kind == "BOOKMARK":
+                    view.resource_version = rv or view.resource_version
+                    continue
+                name = (obj.get("metadata") or {}).get("name")
+                if not name:
+                    continue
+                if kind == "DELETED":
+                    view.items.pop(name, None)
+                elif kind in ("ADDED", "MODIFIED"):
+                    view.put(client_shape(obj, type_name))
+                view.resource_version = rv or view.resource_version
+        finally:
+            stream.close()
