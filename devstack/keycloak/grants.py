@@ -163,7 +163,7 @@ class TokenMixin:
         if settings.revoke_refresh_token:
             uses = csession.refresh_uses.get(claims["jti"], 0)
             if uses > settings.refresh_token_max_reuse:
-                await self._detach(session, client.client_id)
+                await self._detach(session, client.client_id, quietly=True)
                 raise OAuthError(
                     400, "invalid_grant", "Maximum allowed refresh token reuse exceeded"
                 )

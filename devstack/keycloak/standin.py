@@ -279,9 +279,14 @@ class KeycloakStandIn(LoginMixin, TokenMixin, ResourceMixin, StandIn):
         self.sessions.pop(session.id, None)
         await self._backchannel(session, list(session.clients))
 
-    async def _detach(self, session: UserSession, client_id: str) -> None:
-        """Drop a client from a session (Keycloak's reaction to code or token reuse)."""
-        if session.clients.pop(client_id, None) is None:
+    async def _detach(self, session: UserSession, client_id: str, *, quietly: bool = False) -> None:
+        """Drop a client from a session (Keycloak's reaction to code or token reuse).
+
+        ``quietly``: as Keycloak 26 answers a refresh token used too often: the session
+        stays (even with no client left), nobody is told (no back-channel logout), and the
+        client's next refresh is refused with "Session doesn't have required client".
+        """
+        if session.clients.pop(client_id, None) is None or quietly:
             return
         if not session.clients:
             self.sessions.pop(session.id, None)
