@@ -8,6 +8,9 @@ with other variables pointing at the local stand-ins.
 import os
 import sys
 
+from jupyterhub.roles import get_default_roles
+
+from valeria_hub.auth.notebook_token import CUSTOM_SCOPES, with_keycloak_token_scope
 from valeria_hub.envconfig import ConfigError, read_settings
 from valeria_hub.jobs.hub_service import service_definition, service_roles
 from valeria_hub.templates import FORM_DIR, TEMPLATES_DIR
@@ -105,6 +108,14 @@ if s.extra_config:
 # below this line may set them.
 c.JupyterHub.load_roles = service_roles()
 c.JupyterHub.services = [service_definition(s, sys.executable, c)]
+
+# A person's notebook may fetch that person's own Keycloak access token, kept fresh by the
+# hub (`valeria-hub token`, e.g. to log in to Vault): a custom scope that every user holds
+# for themselves, and that their server's JUPYTERHUB_API_TOKEN gets beside the server
+# role's default scopes. It reaches no other user's tokens.
+c.JupyterHub.custom_scopes = dict(CUSTOM_SCOPES)
+server_defaults = next(r["scopes"] for r in get_default_roles() if r["name"] == "server")
+c.JupyterHub.load_roles = with_keycloak_token_scope(c.JupyterHub.load_roles, server_defaults)
 
 # The idle culler stops notebooks nobody has used for JUPYTERHUB_IDLE_TIMEOUT seconds.
 c.JupyterHub.services.append(

@@ -9,7 +9,8 @@ import sys
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="valeria-hub",
-        description="valeria-hub: batch jobs and user onboarding for the data-science platform.",
+        description="valeria-hub: batch jobs, user onboarding and, inside a notebook, your "
+        "Keycloak token.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -21,6 +22,11 @@ def build_parser() -> argparse.ArgumentParser:
     from .onboarding.cli import add_users_parser
 
     add_users_parser(sub)
+
+    # -- token: the person's own Keycloak access token, inside their notebook --
+    from .token_client import add_token_parser
+
+    add_token_parser(sub)
     return parser
 
 

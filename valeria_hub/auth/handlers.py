@@ -1,6 +1,8 @@
 """The authenticator's request handlers: login pages that explain a refused or
-unavailable login, the OAuth login and callback, RP-initiated logout and the
-back-channel logout endpoint Keycloak calls when it ends a session.
+unavailable login, the OAuth login and callback, RP-initiated logout, the
+back-channel logout endpoint Keycloak calls when it ends a session, and the API that
+hands out a person's fresh access token (to the jobs service, and to the person's own
+notebook).
 """
 
 from __future__ import annotations
@@ -8,6 +10,7 @@ from __future__ import annotations
 import base64
 import hmac
 import json
+import time
 from html import escape
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
@@ -17,10 +20,12 @@ from jupyterhub.apihandlers import APIHandler
 from jupyterhub.handlers import BaseHandler
 from jupyterhub.handlers.login import LoginHandler
 from jupyterhub.scopes import needs_scope
+from jupyterhub.user import User
 from oauthenticator.oauth2 import OAuthCallbackHandler, OAuthLoginHandler, OAuthLogoutHandler
 from tornado import web
 from tornado.log import app_log
 
+from . import notebook_token
 from .oidc import KeycloakUnavailable, TokenInvalid
 
 if TYPE_CHECKING:
@@ -299,13 +304,59 @@ FRESH_TOKENS_PATH = r"/api/valeria/users/([^/]+)/fresh-tokens"
 
 
 class FreshTokensHandler(ScrubbedLog, APIHandler):
-    """``POST /hub/api/valeria/users/NAME/fresh-tokens?min_validity=S``: the person's
-    access token, refreshed first when it expires within S seconds.
+    """``/hub/api/valeria/users/NAME/fresh-tokens?min_validity=S``: the person's access
+    token, refreshed first when it expires within S seconds. Never the refresh or ID token.
 
-    For a service holding ``admin:auth_state`` (it may read the tokens anyway): the jobs
-    service calls it before logging in to Vault with the person's token, so a job
+    ``POST``, for a service holding ``admin:auth_state`` (it may read the tokens anyway):
+    the jobs service calls it before logging in to Vault with the person's token, so a job
     submission never meets a token in its last seconds. 401 when only a new login helps.
+
+    ``GET``, for the person's own tokens with ``custom:valeria:keycloak-token`` (their
+    notebook server's ``JUPYTERHUB_API_TOKEN`` has it; ``valeria-hub token`` calls this):
+    only ever the token's own user's access token, whatever scopes the caller holds, and
+    only to a token sent with the request (never to the login cookie).
     """
+
+    async def get(self, user_name: str) -> None:
+        """The caller's own access token, refreshed first when it would not last."""
+        caller = self.current_user
+        if caller is None:
+            raise web.HTTPError(403, "Missing or invalid credentials.")
+        if self.get_token() is None:
+            # the login cookie: a page on the hub's origin (another person's notebook
+            # page, without subdomain_host) could open this URL and read the answer
+            raise web.HTTPError(403, notebook_token.COOKIE_REFUSED)
+        if not isinstance(caller, User):
+            raise web.HTTPError(403, notebook_token.not_own_token("service", caller.name))
+        if caller.name != user_name:
+            raise web.HTTPError(403, notebook_token.not_own_token("user", caller.name))
+        if not self.has_scope(f"{notebook_token.KEYCLOAK_TOKEN_SCOPE}!user={user_name}"):
+            raise web.HTTPError(403, notebook_token.scope_missing())
+        try:
+            min_validity = notebook_token.parse_min_validity(
+                self.get_argument("min_validity", None)
+            )
+        except ValueError as e:
+            raise web.HTTPError(400, str(e)) from None
+        state = await caller.get_auth_state()
+        decision = notebook_token.decide(state, min_validity, time.time())
+        if decision.action is notebook_token.Action.REFRESH:
+            authenticator: KeycloakAuthenticator = self.authenticator
+            try:
+                result = await authenticator.fresh_tokens(caller, decision.refresh_validity)
+            except AuthProblem as e:
+                raise web.HTTPError(503, e.jupyterhub_message) from None
+            if result is False:
+                raise web.HTTPError(401, notebook_token.LOGIN_MESSAGE)
+            if isinstance(result, dict):
+                await self.auth_to_user(result, caller)  # roles and groups from the new token
+            state = await caller.get_auth_state()
+            decision = notebook_token.decide(state, min_validity, time.time(), may_refresh=False)
+        if decision.action is not notebook_token.Action.SERVE:
+            status, message = notebook_token.refusal(decision, min_validity)
+            raise web.HTTPError(status, message)
+        self.set_header("Cache-Control", "no-store")
+        self.write(json.dumps(notebook_token.token_answer(state or {}, time.time())))
 
     @needs_scope("admin:auth_state")
     async def post(self, user_name: str) -> None:

@@ -40,6 +40,22 @@ def expires_in(auth_state: dict[str, Any] | None, key: str = "access_token_expir
     return float(auth_state[key]) - time.time()
 
 
+def access_token_expires_at(auth_state: Mapping[str, Any] | None) -> float | None:
+    """When the access token expires (epoch seconds); None when unknown."""
+    value = (auth_state or {}).get("access_token_expires_at")
+    return None if value is None else float(value)
+
+
+def lifetime(auth_state: Mapping[str, Any] | None) -> float | None:
+    """Seconds the current access token was issued for (Keycloak's access-token lifespan
+    as the hub last saw it); None when unknown (auth_state of an older release)."""
+    state = auth_state or {}
+    expires_at, obtained_at = state.get("access_token_expires_at"), state.get("obtained_at")
+    if expires_at is None or obtained_at is None:
+        return None
+    return float(expires_at) - float(obtained_at)
+
+
 def expiry(now: float, seconds: Any) -> float | None:
     """Absolute expiry from a relative lifetime; None for missing or 0 (no expiry)."""
     try:
