@@ -246,3 +246,20 @@ def test_the_installed_command(stack, alice_token, tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert [line.split()[0] for line in done.stdout.splitlines()] == ["medium", "small"]
+
+
+@pytest.mark.parametrize("given", ["", "/", "/hub/home"])
+def test_the_hubs_address_works_for_every_command_without_configure(
+    cli, stack, alice_token, monkeypatch, given
+):
+    """What a person types first (the hub's address, as in their browser) leads to the
+    jobs service for every command, not only `configure`."""
+    monkeypatch.setenv("VALERIA_JOBS_URL", stack.hub_url + given)
+    monkeypatch.setenv("VALERIA_JOBS_TOKEN", alice_token)
+    code, out, err = cli("list", "--output", "json")
+    assert code == 0, err
+    assert isinstance(json.loads(out), list | dict)
+    code, out, err = cli("delete", "no-such-job")
+    assert code == 1 and "not found" in err, err  # not a redirect, not "forbidden"
+    code, out, err = cli("--url", stack.hub_url + given, "cronjob", "list")
+    assert code == 0, err

@@ -16,9 +16,9 @@ from tests.helpers import DEPLOYMENT_ENV
 from valeria_hub.envconfig import ConfigError, read_settings
 from valeria_hub.jobs.hub_service import service_definition, service_roles
 from valeria_hub.jobs.routers.ui import hub_base, render_page
-from valeria_hub.jobs_client.api import error_message, validation_text
+from valeria_hub.jobs_client.api import error_message, service_url, validation_text
 from valeria_hub.jobs_client.spec import SpecError, build_body, parse_env, zip_code
-from valeria_hub.jobs_client.tables import duration, jobs_table
+from valeria_hub.jobs_client.tables import details, duration, jobs_table
 
 BASE_ENV = DEPLOYMENT_ENV
 
@@ -87,7 +87,19 @@ def test_zip_skips_symlinks_and_caches(tmp_path):
         assert z.namelist() == ["run.py"]
 
 
-def test_jobs_table_shows_status_times_and_duration():
+@pytest.fixture
+def utc(monkeypatch):
+    """The reader's zone: UTC here, whatever the machine's."""
+    import time
+
+    monkeypatch.setenv("TZ", "UTC")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+def test_jobs_table_shows_status_times_and_duration(utc):
     now = dt.datetime(2024, 1, 1, 12, 0, 30, tzinfo=dt.UTC)
     items = [
         {
@@ -101,6 +113,7 @@ def test_jobs_table_shows_status_times_and_duration():
         {"metadata": {"name": "b"}, "status": {"active": 1, "startTime": "2024-01-01T12:00:00Z"}},
     ]
     lines = jobs_table(items, now).splitlines()
+    assert "SUBMITTED (UTC)" in lines[0] and "FINISHED (UTC)" in lines[0]
     assert lines[1].split() == [
         "a", "Succeeded", "2024-01-01", "12:00:00", "2024-01-01", "12:00:01",
         "2024-01-01", "12:01:06", "1m05s",
@@ -152,3 +165,36 @@ def test_page_paths_and_escaping():
     page = render_page("<b>x</b>", "/base/services/jobs/")
     assert "/base/hub/static/css/style.min.css" in page
     assert "&lt;b&gt;x&lt;/b&gt;" in page and "<b>x</b>" not in page
+
+
+def test_show_gives_the_command_as_typed_and_times_with_their_zone(utc, monkeypatch):
+    import time
+
+    job = {
+        "metadata": {"name": "q", "creation_timestamp": "2024-01-01T12:00:00+00:00"},
+        "status": {"start_time": "2024-01-01T12:00:01Z"},
+        "spec": {"template": {"spec": {"containers": [
+            {"image": "python:3.11", "command": ["sh", "-c", "id; echo $X"], "args": ["a b"]}
+        ]}}},
+    }  # fmt: skip
+    text = details(job)
+    assert "Command:   sh -c 'id; echo $X' 'a b'" in text
+    assert "Started:   2024-01-01 12:00:01 UTC" in text
+    monkeypatch.setenv("TZ", "Europe/Copenhagen")
+    time.tzset()
+    assert "Started:   2024-01-01 13:00:01 CET" in details(job)
+
+
+@pytest.mark.parametrize(
+    ("given", "expected"),
+    [
+        ("https://hub.example.org", "https://hub.example.org/services/jobs/"),
+        ("https://hub.example.org/", "https://hub.example.org/services/jobs/"),
+        ("https://hub.example.org/hub/home", "https://hub.example.org/services/jobs/"),
+        ("https://x.org/jupyter/hub/", "https://x.org/jupyter/services/jobs/"),
+        ("https://hub.example.org/services/jobs", "https://hub.example.org/services/jobs/"),
+        ("http://127.0.0.1:8000/services/jobs/", "http://127.0.0.1:8000/services/jobs/"),
+    ],
+)
+def test_the_hubs_address_leads_to_the_jobs_service(given, expected):
+    assert service_url(given) == expected

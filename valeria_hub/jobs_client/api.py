@@ -52,6 +52,21 @@ def normalize_url(url: str) -> str:
     return url if url.endswith("/") else url + "/"
 
 
+def service_url(url: str) -> str:
+    """The jobs service's URL from what a person may give: the service's own URL as it
+    is, or the hub's address (``https://hub.example.org``, ``.../hub/home``, a hub under
+    a prefix) with ``services/jobs/`` in place of its ``hub/...`` part. Pure."""
+    url = normalize_url(url)
+    scheme, rest = url.split("://", 1)
+    host, _, path = rest.partition("/")
+    path = "/" + path
+    if "/services/" in path:
+        return url
+    if "/hub/" in path:
+        path = path[: path.index("/hub/") + 1]
+    return f"{scheme}://{host}{path}{SERVICE_PATH}"
+
+
 def load_config(path: Path) -> ClientConfig | None:
     try:
         data = json.loads(path.read_text())

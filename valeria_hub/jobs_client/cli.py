@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 from .api import (
-    SERVICE_PATH,
     ClientConfig,
     JobsClient,
     JobsError,
@@ -28,6 +27,7 @@ from .api import (
     load_config,
     normalize_url,
     save_config,
+    service_url,
 )
 from .spec import SpecError, build_body, load_spec_file, parse_env
 from .tables import cronjobs_table, details, jobs_table, pods_table
@@ -49,7 +49,7 @@ def resolve_config(args: argparse.Namespace) -> ClientConfig:
     token = env.get("VALERIA_JOBS_TOKEN") or (stored.token if stored else "")
     if not url or not token:
         raise JobsError("not configured: run `valeria-hub jobs configure --url URL`", 2)
-    return ClientConfig(normalize_url(url), token)
+    return ClientConfig(service_url(url), token)
 
 
 def connect(args: argparse.Namespace) -> JobsClient:
@@ -69,7 +69,7 @@ def read_token(args: argparse.Namespace) -> str:
 def find_service(url: str, timeout: float) -> str:
     """The service URL itself, or the hub URL with /services/jobs/ appended."""
     url = normalize_url(url)
-    candidates = [url] if url.endswith(SERVICE_PATH) else [url, url + SERVICE_PATH]
+    candidates = list(dict.fromkeys([url, service_url(url)]))  # as given, then as the hub's
     last: JobsError | None = None
     for candidate in candidates:
         try:

@@ -7,6 +7,7 @@ camelCase is read too, so a table never depends on which shape came back.
 from __future__ import annotations
 
 import datetime as dt
+import shlex
 from typing import Any
 
 
@@ -30,13 +31,19 @@ def parse_time(value: Any) -> dt.datetime | None:
         return None
 
 
-def show_time(value: Any) -> str:
+def show_time(value: Any, zone: bool = True) -> str:
+    """A time in the reader's own zone, named (tables name it once, in the header)."""
     t = parse_time(value)
     if t is None:
         return "-"
-    if t.tzinfo is not None:
-        t = t.astimezone(dt.UTC)
-    return t.strftime("%Y-%m-%d %H:%M:%S")
+    if t.tzinfo is None:
+        t = t.replace(tzinfo=dt.UTC)  # the API's times are UTC
+    return t.astimezone().strftime("%Y-%m-%d %H:%M:%S" + (" %Z" if zone else ""))
+
+
+def zone_name() -> str:
+    """The reader's time zone as ``show_time`` names it (e.g. "UTC", "CET")."""
+    return dt.datetime.now().astimezone().strftime("%Z")
 
 
 def job_status(job: dict[str, Any]) -> str:
@@ -83,13 +90,15 @@ def jobs_table(items: list[dict[str, Any]], now: dt.datetime | None = None) -> s
             [
                 meta.get("name", "?"),
                 state,
-                show_time(_get(meta, "creation_timestamp")),
-                show_time(start),
-                show_time(end),
+                show_time(_get(meta, "creation_timestamp"), zone=False),
+                show_time(start, zone=False),
+                show_time(end, zone=False),
                 duration(start, end, now if state in ("Running", "Pending") else None),
             ]
         )
-    return table(["NAME", "STATUS", "SUBMITTED", "STARTED", "FINISHED", "DURATION"], rows)
+    z = zone_name()
+    headers = ["NAME", "STATUS", f"SUBMITTED ({z})", f"STARTED ({z})", f"FINISHED ({z})"]
+    return table([*headers, "DURATION"], rows)
 
 
 def cronjobs_table(items: list[dict[str, Any]]) -> str:
@@ -102,11 +111,13 @@ def cronjobs_table(items: list[dict[str, Any]]) -> str:
                 str(spec.get("schedule", "-")),
                 "yes" if spec.get("suspend") else "no",
                 str(len(status.get("active") or [])),
-                show_time(_get(status, "last_schedule_time")),
-                show_time(_get(meta, "creation_timestamp")),
+                show_time(_get(status, "last_schedule_time"), zone=False),
+                show_time(_get(meta, "creation_timestamp"), zone=False),
             ]
         )
-    return table(["NAME", "SCHEDULE", "SUSPENDED", "ACTIVE", "LAST RUN", "CREATED"], rows)
+    z = zone_name()
+    headers = ["NAME", "SCHEDULE", "SUSPENDED", "ACTIVE", f"LAST RUN ({z})", f"CREATED ({z})"]
+    return table(headers, rows)
 
 
 def pods_table(items: list[dict[str, Any]]) -> str:
@@ -114,11 +125,11 @@ def pods_table(items: list[dict[str, Any]]) -> str:
         [
             (p.get("metadata") or {}).get("name", "?"),
             str((p.get("status") or {}).get("phase") or "-"),
-            show_time(_get(p.get("status"), "start_time")),
+            show_time(_get(p.get("status"), "start_time"), zone=False),
         ]
         for p in items
     ]
-    return table(["POD", "PHASE", "STARTED"], rows)
+    return table(["POD", "PHASE", f"STARTED ({zone_name()})"], rows)
 
 
 def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
@@ -150,7 +161,7 @@ def details(obj: dict[str, Any], pods: list[dict[str, Any]] | None = None) -> st
     for c in _containers(obj):
         lines.append(("Image", str(c.get("image", "-"))))
         command = (c.get("command") or []) + (c.get("args") or [])
-        lines.append(("Command", " ".join(command) or "(image default)"))
+        lines.append(("Command", shlex.join(command) or "(image default)"))  # as typed
         break
     for p in pods or []:
         pm = p.get("metadata") or {}
