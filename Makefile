@@ -4,6 +4,7 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
+DEMO_STAMP := $(VENV)/.demo-installed
 NODE_PREFIX := .node
 CHP := $(NODE_PREFIX)/node_modules/.bin/configurable-http-proxy
 # The "notebook image" of the local stand-in: a separate environment built from the
@@ -37,20 +38,31 @@ $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 
-$(STAMP): pyproject.toml | $(BIN)/python
-	$(BIN)/pip install -q -e '.[test,demo]'
+# What the demo needs (the product and JupyterLab), apart from the test tools: `make demo`
+# installs only this, and says what it is doing while it does.
+$(DEMO_STAMP): pyproject.toml | $(BIN)/python
+	@echo "==> valeria-hub and the demo's Python packages, into $(VENV) (first time: about a minute)"
+	$(BIN)/pip install --progress-bar on -e '.[demo]' | grep -E '^(Collecting|Successfully)' || true
+	@test -x $(BIN)/jupyterhub || { echo "the install failed: run $(BIN)/pip install -e '.[demo]'"; exit 1; }
 	@# devstack/, tests/ and benchmarks/ are not part of the product's wheel: the checkout
 	@# itself goes on the virtualenv's path so that `python -m devstack` works anywhere.
 	echo "$(CURDIR)" > "$$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')/valeria-hub-checkout.pth"
 	touch $@
 
+$(STAMP): pyproject.toml $(DEMO_STAMP)
+	$(BIN)/pip install -q -e '.[test,demo]'
+	touch $@
+
 $(CHP):
+	@echo "==> configurable-http-proxy, from npm, into $(NODE_PREFIX)"
 	npm install --no-audit --no-fund --prefix $(NODE_PREFIX) configurable-http-proxy@^4
 
-$(NB_STAMP): $(STAMP)
+$(NB_STAMP): $(DEMO_STAMP)
+	@echo "==> the stand-in's notebook image: JupyterLab in $(NB_VENV) (first time: about a minute)"
 	rm -rf $(NB_VENV)
 	$$(test -x /usr/bin/python3 && echo /usr/bin/python3 || echo $(PYTHON)) -m venv $(NB_VENV)
-	$(NB_VENV)/bin/pip install -q "jupyterhub==$$($(BIN)/python -c 'import jupyterhub; print(jupyterhub.__version__)')" "jupyterlab>=4"
+	$(NB_VENV)/bin/pip install --progress-bar on "jupyterhub==$$($(BIN)/python -c 'import jupyterhub; print(jupyterhub.__version__)')" "jupyterlab>=4" | grep -E '^(Collecting|Successfully)' || true
+	@test -x $(NB_VENV)/bin/jupyterhub-singleuser || { echo "the notebook environment failed to install"; exit 1; }
 	chmod -R a+rX $(NB_VENV)
 	touch $@
 
@@ -81,10 +93,10 @@ system-deps:
 	  fi; \
 	fi
 
-demo: $(STAMP) $(CHP) $(NB_STAMP)
+demo: $(DEMO_STAMP) $(CHP) $(NB_STAMP)
 	$(BIN)/python -m devstack demo
 
-devstack: $(STAMP)
+devstack: $(DEMO_STAMP)
 	$(BIN)/python -m devstack run
 
 test: $(STAMP) $(CHP) $(NB_STAMP) $(KB_STAMP) $(KBP_STAMP) $(KC_STAMP) system-deps

@@ -22,7 +22,7 @@ import httpx
 from devstack.deployment import NAMESPACE
 from devstack.stack import NFS_EXPORT, NFS_SERVER
 from valeria_hub.flavours import DEFAULT_FLAVOURS
-from valeria_hub.storage import StorageLayout, s3_secret_manifest
+from valeria_hub.storage import StorageLayout, s3_secret_manifest, storage_check_container
 from valeria_hub.vault import UserProfile
 
 from .common import (
@@ -42,6 +42,7 @@ USER = "alice"
 S3_ENDPOINT = "http://s3.devstack.local:9000"
 PLAIN_SECRET = "s3-bench-plain"
 PLAIN_POD = "bench-plain-{user_server}"
+NOTEBOOK_IMAGE = "quay.io/jupyter/minimal-notebook:latest"  # the configuration's default
 _TIMING = re.compile(r"valeria-hub spawn steps took (.*)$")
 
 
@@ -63,6 +64,8 @@ def plain_settings(profile: UserProfile, secret: str) -> dict[str, Any]:
         "profile_list": DEFAULT_FLAVOURS,
         "automount_service_account_token": False,
         "allow_privilege_escalation": False,
+        # the same storage check before the notebook (ValeriaSpawner's init container)
+        "init_containers": [storage_check_container(work, NOTEBOOK_IMAGE)],
     }
 
 

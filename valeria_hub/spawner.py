@@ -5,6 +5,13 @@ Keycloak token and reads their uid and S3 keys; a user who is not provisioned, a
 rejected token or an unreachable Vault stop the spawn with a message the user can act
 on, and nothing is created. The keys reach the notebook through a per-server Secret
 referenced by the pod, owned by the pod and deleted when the server stops.
+
+Each person is offered only the flavours and sizes their Keycloak groups and roles
+allow (valeria_hub.flavours, valeria_hub.restrictions); a form value for anything else
+is refused naming it. Before the notebook starts, an init container checks that the
+person's home and scratch directories are usable by their uid; when they are not, the
+spawn fails within seconds with a message naming the directory and the problem,
+instead of a notebook that dies and a 120-second "didn't respond".
 """
 
 from __future__ import annotations
@@ -17,23 +24,50 @@ from typing import Any
 
 import aiohttp
 from jupyterhub.utils import maybe_future
-from kubernetes_asyncio.client.models import V1Volume, V1VolumeMount
+from kubernetes_asyncio.client.models import V1Container, V1Volume, V1VolumeMount
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.utils import get_k8s_model
 from tornado import web
-from traitlets import Dict, Float, Instance, Unicode, default
+from traitlets import Bool, Dict, Float, Instance, TraitError, Unicode, default, validate
 
 from .auth import state as tokens
-from .flavours import DEFAULT_FLAVOURS, check_resources, validate_user_options
+from .auth.access import raw_groups, role_names
+from .flavours import (
+    DEFAULT_FLAVOURS,
+    Access,
+    check_flavour_config,
+    check_resources,
+    parse_access,
+    usable_flavours,
+    validate_user_options,
+)
 from .metrics import SPAWN_FAILURES
 from .names import dependent_name
-from .storage import StorageLayout, Workload, owner_reference, s3_secret_manifest
+from .restrictions import Membership
+from .storage import (
+    StorageLayout,
+    Workload,
+    owner_reference,
+    s3_secret_manifest,
+    storage_check_container,
+    storage_check_failure,
+)
 from .templates import FORM_DIR
 from .vault import REFUSALS, UserProfile, VaultError, VaultIdentity, refusal
 
 # Vault's reasons come from valeria_hub.vault.REFUSALS; these are the spawner's own.
-STATUS_BY_REASON = {"login_expired": 401, "kubernetes": 503, "invalid_options": 400}
+STATUS_BY_REASON = {
+    "login_expired": 401,
+    "kubernetes": 503,
+    "invalid_options": 400,
+    "flavour_config": 503,
+    "storage": 503,
+}
+STORAGE_HELP = (
+    "Your home and scratch directories are created when your account is set up; ask "
+    "support to set them up (operators: valeria-hub users onboard --nfs-root)."
+)
 # API answers worth another try when creating the pod (KubeSpawner itself retries only
 # timeouts and 409): an API server or etcd hiccup must not fail the user's spawn.
 TRANSIENT_KUBE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -108,6 +142,39 @@ class ValeriaSpawner(KubeSpawner):
         help="Server-side caps that no flavour or form value may exceed, as Kubernetes "
         "quantities ({'cpu': '16', 'memory': '64Gi'}; 'G' is 10^9 bytes, 'Gi' 2^30).",
     )
+    flavour_access = Dict(
+        config=True,
+        help="""Who may see and start which flavours and sizes, by Keycloak group or role.
+        {flavour slug: {"allowed_groups": [...], "allowed_roles": [...],
+        "options": {option: {choice: {"allowed_groups": [...], "allowed_roles": [...]}}}}};
+        the slug "*" means every flavour. Example: {"tensorflow": {"allowed_groups":
+        ["/gpu-users"]}, "*": {"options": {"size": {"large": {"allowed_roles":
+        ["staff"]}}}}}. A person needs one of the groups or one of the roles; groups match
+        with or without Keycloak's leading '/', roles are realm roles and the hub
+        client's roles. Empty (the default): everyone sees everything. A flavour or
+        choice in profile_list may carry the same allowed_groups/allowed_roles keys;
+        both apply. A person sees only what they may use, and a form value for anything
+        else is refused with HTTP 400 naming it. An entry naming no flavour, option or
+        choice stops every spawn with a configuration error rather than leaving
+        something open.""",
+    )
+    check_storage = Bool(
+        True,
+        config=True,
+        help="""Check before the notebook starts that the person's home and scratch
+        directories exist and are writable by their uid (an init container running
+        /bin/sh from the notebook image). When they are not, the spawn fails within
+        seconds naming the directory and the problem. Turn off only for images without
+        /bin/sh.""",
+    )
+
+    @validate("flavour_access")
+    def _v_flavour_access(self, proposal: dict[str, Any]) -> dict:
+        try:
+            parse_access(proposal["value"])
+        except ValueError as e:
+            raise TraitError(str(e)) from None
+        return proposal["value"]
 
     @default("vault")
     def _vault_default(self) -> VaultIdentity:
@@ -124,6 +191,14 @@ class ValeriaSpawner(KubeSpawner):
     @default("additional_profile_form_template_paths")
     def _flavour_form(self) -> list:
         return [FORM_DIR]
+
+    @default("options_form")
+    def _form_for_the_person(self) -> Any:
+        """KubeSpawner renders one form for everybody; each person must see only the
+        flavours they may use, so the form is rendered per person when asked for."""
+        if not self.profile_list:
+            return ""
+        return self._render_form_for_person
 
     @default("automount_service_account_token")
     def _no_sa_token(self) -> bool:
@@ -145,6 +220,7 @@ class ValeriaSpawner(KubeSpawner):
         self._configured_psc = dict(psc) if isinstance(psc, dict) else {}
         self._configured_csc = dict(csc) if isinstance(csc, dict) else {}
         self._creating_pod = False
+        self._watching_storage_check = False
 
     # -- progress ---------------------------------------------------------------
     def _say(self, message: str, progress: int) -> None:
@@ -272,28 +348,72 @@ class ValeriaSpawner(KubeSpawner):
         except (TimeoutError, aiohttp.ClientError) as e:
             self.log.warning("Could not delete %s: %s", self.secret_name_s3, _kube_error(e))
 
-    # -- KubeSpawner hooks ------------------------------------------------------------
+    # -- flavours and who may use them -------------------------------------------------
     async def _profiles(self) -> list:
         profile_list = self._sorted_dict_values(self.profile_list)
         if callable(profile_list):
             profile_list = await maybe_future(profile_list(self))
         return self._get_initialized_profile_list(profile_list)
 
-    async def run_options_from_form(self, form_data: dict) -> dict:
-        """Form values are checked against the flavours before anything is spawned."""
-        options = await maybe_future(super().run_options_from_form(form_data))
+    async def _flavours(self) -> tuple[list, Access]:
+        """Every flavour (initialized) and the access overlay, checked against each other;
+        a configuration that names nothing or is malformed refuses every spawn."""
+        profiles = await self._profiles()
         try:
-            validate_user_options(options, await self._profiles())
+            access = parse_access(self.flavour_access)
+            check_flavour_config(access, profiles)
+        except ValueError as e:
+            self.log.error("Notebook flavours are misconfigured: %s", e)
+            raise SpawnRefused(
+                "flavour_config",
+                "The notebook flavours are misconfigured; contact support.",
+                str(e),
+            ) from None
+        return profiles, access
+
+    async def membership(self) -> Membership:
+        """The person's Keycloak groups and roles (from their login's claims) and their
+        hub groups: what flavour restrictions are checked against."""
+        auth_state = await self.user.get_auth_state() or {}
+        key = getattr(self.authenticator, "user_auth_state_key", None) or "oauth_user"
+        claims = auth_state.get(key) if isinstance(auth_state.get(key), dict) else {}
+        client_id = getattr(self.authenticator, "client_id", None) or ""
+        hub_groups = [getattr(g, "name", g) for g in getattr(self.user, "groups", None) or []]
+        return Membership.of([*raw_groups(claims), *hub_groups], role_names(claims, str(client_id)))
+
+    async def usable_profiles(self) -> list:
+        """The flavours and sizes this person may use (what the form shows)."""
+        profiles, access = await self._flavours()
+        return usable_flavours(profiles, await self.membership(), access)
+
+    async def _render_form_for_person(self, spawner: Any = None) -> str:
+        return self._render_options_form(await self.usable_profiles())
+
+    async def run_options_from_form(self, form_data: dict) -> dict:
+        """Form values are checked against the flavours this person may use before
+        anything is spawned: a value for anything else is a 400 naming it."""
+        options = await maybe_future(super().run_options_from_form(form_data))
+        profiles, access = await self._flavours()
+        try:
+            validate_user_options(options, profiles, await self.membership(), access)
         except ValueError as e:
             raise web.HTTPError(400, str(e)) from None
         return options
 
+    # -- KubeSpawner hooks ------------------------------------------------------------
     async def load_user_options(self) -> None:
+        """KubeSpawner's, over the flavours this person may use: options sent through
+        the REST API (no form) are checked the same way, and the default flavour and
+        size are the first the person may use."""
+        profiles, access = await self._flavours()
+        who = await self.membership()
         try:
-            validate_user_options(self.user_options, await self._profiles())
+            validate_user_options(self.user_options, profiles, who, access)
         except ValueError as e:
             raise SpawnRefused("invalid_options", f"Invalid server options: {e}") from None
-        await super().load_user_options()
+        usable = usable_flavours(profiles, who, access)
+        if usable:
+            self._load_profile(self.user_options.get("profile"), usable)
         requested = {
             "cpu_limit": self.cpu_limit,
             "cpu_guarantee": self.cpu_guarantee,
@@ -338,7 +458,41 @@ class ValeriaSpawner(KubeSpawner):
         if not self.working_dir and work.home:
             self.working_dir = work.home
         pod = await super().get_pod_manifest()
-        return apply_workload(pod, work.volumes, work.volume_mounts)
+        pod = apply_workload(pod, work.volumes, work.volume_mounts)
+        if self.check_storage and work.checked_dirs:
+            pod.spec.init_containers = [
+                self._storage_check(pod, work),
+                *(pod.spec.init_containers or []),
+            ]
+        return pod
+
+    def _storage_check(self, pod: Any, work: Workload) -> Any:
+        """The init container that checks the person's directories (storage.py), with the
+        notebook's image, pull policy and resources (so it counts for nothing more)."""
+        notebook = pod.spec.containers[0]
+        held = notebook.resources
+        resources = {
+            section: dict(values)
+            for section in ("requests", "limits")
+            if (values := getattr(held, section, None))
+        }
+        spec = storage_check_container(
+            work,
+            notebook.image,
+            image_pull_policy=notebook.image_pull_policy,
+            resources=resources or None,
+        )
+        return get_k8s_model(V1Container, spec)
+
+    def is_pod_running(self, pod: Any) -> bool:
+        """KubeSpawner's readiness test; while starting, a failed storage check ends the
+        wait at once with its message (KubeSpawner alone would wait for start_timeout)."""
+        if pod is not None and self._watching_storage_check:
+            problem = storage_check_failure(pod)
+            if problem is not None:
+                self.log.warning("%s: storage check failed: %s", self._log_name, problem)
+                raise SpawnRefused("storage", f"Your server cannot start: {problem}.", STORAGE_HELP)
+        return super().is_pod_running(pod)
 
     async def _start(self):
         try:
@@ -367,11 +521,14 @@ class ValeriaSpawner(KubeSpawner):
             {"progress": 30, "message": "Starting your server", "handoff": True}
         )
         self._progress_changed.set()
+        self._watching_storage_check = True
         try:
             result = await super()._start()
         except BaseException:
             await self.delete_s3_secret()
             raise
+        finally:
+            self._watching_storage_check = False
         self.spawn_timings = spawn_timings(t0, t1, self._secret_seconds, self.vault_seconds)
         self.log.info(
             "%s: valeria-hub spawn steps took %s",

@@ -20,6 +20,32 @@ from .vault import UserProfile
 
 S3_KEYS = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "S3_ENDPOINT_URL")
 
+# The storage check: an init container that runs before the notebook (or job) and
+# fails, naming the directory, when one of the person's directories is missing or not
+# writable by their uid. Real kubelets create a missing subPath as root, so a home that
+# was never made shows up as "not writable by your uid 1001 (it has uid 0, mode 755)".
+STORAGE_CHECK_CONTAINER = "check-storage"
+STORAGE_CHECK_MARK = "valeria-hub storage check:"
+STORAGE_CHECK_EXIT = 78  # EX_CONFIG
+STORAGE_CHECK_SCRIPT = f"""\
+uid=$1; shift
+while [ $# -ge 2 ]; do
+  what=$1; dir=$2; shift 2
+  if [ ! -d "$dir" ]; then
+    problem="does not exist"
+  elif [ ! -w "$dir" ] || [ ! -x "$dir" ]; then
+    owner=$(stat -c 'uid %u, mode %a' "$dir" 2>/dev/null || echo 'an unknown owner')
+    problem="is not writable by your uid $uid (it has $owner)"
+  else
+    continue
+  fi
+  echo "{STORAGE_CHECK_MARK} your $what directory $dir $problem" >&2
+  exit {STORAGE_CHECK_EXIT}
+done
+"""
+# the most of a failure message shown to the person
+MAX_CHECK_MESSAGE = 300
+
 
 def render_path(template: str, username: str, uid: int) -> str:
     """Fill ``{username}`` and ``{uid}``; refuse anything that climbs out with '..'."""
@@ -47,6 +73,8 @@ class Workload:
 
     ``env`` is the whole platform environment of the workload's main container: who
     it runs as (NB_USER, NB_UID, HOME) and the S3 variables, taken from the Secret.
+    ``checked_dirs`` are the (name, path in the pod) of the directories the person must
+    be able to write: what the storage check looks at.
     """
 
     home: str | None = None
@@ -55,6 +83,7 @@ class Workload:
     env: list[dict[str, Any]] = field(default_factory=list)
     pod_security_context: dict[str, Any] = field(default_factory=dict)
     container_security_context: dict[str, Any] = field(default_factory=dict)
+    checked_dirs: tuple[tuple[str, str], ...] = ()
 
     def env_mapping(self) -> dict[str, Any]:
         """``env`` as KubeSpawner's environment mapping: a value, or ``{"valueFrom": ...}``
@@ -210,7 +239,72 @@ def workload(
         supplemental_groups=supplemental_groups,
     )
     env = identity_env(profile.username, profile.uid, home) + s3_env(secret_name)
-    return Workload(home, volumes, volume_mounts, env, pod_sc, container_sc)
+    checked = tuple(
+        (m.name, render_path(m.mount_path, profile.username, profile.uid))
+        for m in mounts
+        if not m.read_only
+    )
+    return Workload(home, volumes, volume_mounts, env, pod_sc, container_sc, checked)
+
+
+def storage_check_container(
+    work: Workload,
+    image: str,
+    *,
+    image_pull_policy: str | None = None,
+    resources: dict[str, Any] | None = None,
+) -> dict[str, Any]:
+    """The init container that checks ``work``'s directories before the workload runs.
+
+    It runs ``/bin/sh`` from the workload's own image, with the workload's identity and
+    mounts and nothing else (no S3 keys): what it prints is only the check's own
+    message, which reaches the pod's status as its termination message
+    (``FallbackToLogsOnError``) and from there the person (:func:`storage_check_failure`).
+    """
+    uid = work.container_security_context.get("runAsUser", "")
+    args = [arg for name, path in work.checked_dirs for arg in (name, path)]
+    checked = {path for _, path in work.checked_dirs}
+    spec: dict[str, Any] = {
+        "name": STORAGE_CHECK_CONTAINER,
+        "image": image,
+        "command": ["sh", "-c", STORAGE_CHECK_SCRIPT, STORAGE_CHECK_CONTAINER, str(uid), *args],
+        "volumeMounts": [dict(m) for m in work.volume_mounts if m["mountPath"] in checked],
+        "securityContext": dict(work.container_security_context),
+        "terminationMessagePolicy": "FallbackToLogsOnError",
+    }
+    if image_pull_policy:
+        spec["imagePullPolicy"] = image_pull_policy
+    if resources:
+        spec["resources"] = resources
+    return spec
+
+
+def storage_check_failure(pod: dict[str, Any]) -> str | None:
+    """Why the storage check of ``pod`` (the API's JSON) failed, or None while it has not.
+
+    A failed init container is retried by the kubelet with back-off, so the failure is
+    either its current state or, while it waits to be retried, its last state. The
+    message is the check's own line when it wrote one, else what the runtime said (no
+    ``sh`` in the image, for instance); never more than a short line.
+    """
+    for status in (pod.get("status") or {}).get("initContainerStatuses") or []:
+        if status.get("name") != STORAGE_CHECK_CONTAINER:
+            continue
+        for state in (status.get("state") or {}, status.get("lastState") or {}):
+            ended = state.get("terminated")
+            if not ended or ended.get("exitCode") in (0, None):
+                continue
+            text = str(ended.get("message") or "")
+            for line in reversed(text.splitlines()):
+                if STORAGE_CHECK_MARK in line:
+                    found = line.split(STORAGE_CHECK_MARK, 1)[1].strip()
+                    return found[:MAX_CHECK_MESSAGE]
+            why = f"the check of your storage failed ({ended.get('reason') or 'Error'}, exit "
+            why += f"code {ended.get('exitCode')}"
+            if ended.get("reason") == "StartError" and text:
+                why += f": {text.strip().splitlines()[-1][:200]}"
+            return why + ")"
+    return None
 
 
 @dataclass(frozen=True)

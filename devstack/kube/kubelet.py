@@ -24,6 +24,10 @@ gets its own network namespace, address and NetworkPolicy enforcement instead; i
 containers enter the namespace (nsenter) before the shim, and probes come from the
 node's probe address.
 
+Exit: a terminated container's status carries its termination message like the real
+kubelet's (``terminationMessagePolicy: FallbackToLogsOnError``: the end of its log when
+it failed; process.termination_message). No file is mounted at terminationMessagePath.
+
 Kubelet restart: ``stop()`` kills everything it started; a new Kubelet on the same
 store treats containers that were running as terminated (exit 255, reason Unknown,
 like after a node restart) and restarts them according to restartPolicy.
@@ -765,6 +769,9 @@ class PodWorker:
                 "containerID": cid,
             }
         }
+        message = proc_mod.termination_message(self.specs[run.name], code, None, _log_end(log_path))
+        if message is not None:
+            run.state["terminated"]["message"] = message
         self.write_status()
         return code
 
@@ -876,6 +883,18 @@ class PodWorker:
         pod_grace = float(self.pod.get("spec", {}).get("terminationGracePeriodSeconds", 30))
         await self._kill_all(min(grace, pod_grace))
         await self._cancel()
+
+
+def _log_end(path: Path, size: int = 4 * proc_mod.MAX_FALLBACK_BYTES) -> bytes:
+    """The last ``size`` bytes of a container's log (a local file): the fallback
+    termination message is cut from them."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - size))
+            return f.read()
+    except OSError:
+        return b""
 
 
 def _seconds(delay: float) -> str:

@@ -105,9 +105,20 @@ def rewrite_bind_all(text: str, pod_ip: str) -> str:
 
 
 # -- environment -------------------------------------------------------------
-def image_path() -> str:
-    """The kubelet's PATH with its own interpreter's bin dir first (venv commands resolve)."""
-    parts = [str(Path(sys.executable).parent)]
+NOTEBOOK_VENV_BIN = Path(__file__).resolve().parents[2] / ".venv-notebook" / "bin"
+
+
+def image_path(notebook_bin: Path = NOTEBOOK_VENV_BIN) -> str:
+    """The "image's" PATH: the notebook venv's bin dir first when it exists (see the
+    Makefile), then the kubelet's own interpreter's, then the kubelet's PATH.
+
+    Containers run as the person's uid: the dev venv's ``python`` links into the
+    operator's home (e.g. /root/.pyenv), which other uids cannot enter, so ``python``
+    in a notebook or job must resolve to the notebook venv's, whose interpreter is the
+    system's.
+    """
+    first = [str(notebook_bin)] if notebook_bin.is_dir() else []
+    parts = [*first, str(Path(sys.executable).parent)]
     for p in os.environ.get("PATH", "/usr/local/bin:/usr/bin:/bin").split(os.pathsep):
         if p and p not in parts:
             parts.append(p)
@@ -401,6 +412,32 @@ async def terminate(proc: asyncio.subprocess.Process, grace: float) -> None:
             pass
     signal_group(proc.pid, signal.SIGKILL)
     await proc.wait()
+
+
+# what the kubelet keeps of a termination message (pkg/kubelet/container: 4 KiB from the
+# file; with FallbackToLogsOnError, the log's last 80 lines, at most 2 KiB)
+MAX_TERMINATION_MESSAGE = 4096
+MAX_FALLBACK_LINES = 80
+MAX_FALLBACK_BYTES = 2048
+
+
+def termination_message(
+    container: dict[str, Any], exit_code: int, file_text: bytes | None, log_tail: bytes
+) -> str | None:
+    """``state.terminated.message`` as the kubelet writes it: the termination message
+    file's content; with ``terminationMessagePolicy: FallbackToLogsOnError``, when that
+    is empty and the container failed, the end of its log. None: no message.
+
+    The stand-in does not mount a file at ``terminationMessagePath`` (its containers
+    see the host's /dev), so ``file_text`` is None there and only the fallback applies.
+    """
+    text = (file_text or b"")[:MAX_TERMINATION_MESSAGE]
+    if not text.strip() and exit_code != 0:
+        if container.get("terminationMessagePolicy") == "FallbackToLogsOnError":
+            lines = log_tail.splitlines(keepends=True)[-MAX_FALLBACK_LINES:]
+            text = b"".join(lines)[-MAX_FALLBACK_BYTES:]
+    decoded = text.decode("utf-8", "replace")
+    return decoded if decoded.strip() else None
 
 
 def exit_code(returncode: int) -> int:

@@ -1,5 +1,6 @@
 """ValeriaSpawner's own pieces, without a cluster: the environment and the pod manifest
-it hands to KubeSpawner once Vault has answered.
+it hands to KubeSpawner once Vault has answered, the storage check, and the flavours
+each person is offered.
 
 KubeSpawner loads a kubeconfig when it is made; the test gives it one (written by the
 devstack's writer, pointing at a closed port) and makes no API call.
@@ -7,13 +8,20 @@ devstack's writer, pointing at a closed port) and makes no API call.
 
 from __future__ import annotations
 
+import asyncio
+import html
+from types import SimpleNamespace
+
 import pytest
 from kubernetes_asyncio.client import ApiClient
 from kubernetes_asyncio.config import kube_config
+from tornado.web import HTTPError
+from traitlets import TraitError
 
 from devstack.kube.kubeconfig import write_kubeconfig
+from valeria_hub.restrictions import Membership
 from valeria_hub.spawner import SpawnRefused, ValeriaSpawner
-from valeria_hub.storage import StorageLayout
+from valeria_hub.storage import STORAGE_CHECK_CONTAINER, StorageLayout
 from valeria_hub.vault import UserProfile
 
 
@@ -106,3 +114,158 @@ async def test_operator_security_settings_never_loosen_the_identity(make_spawner
 async def test_no_manifest_without_an_identity(spawner):
     with pytest.raises(SpawnRefused, match="identity was not resolved"):
         await spawner.get_pod_manifest()
+
+
+# -- the storage check --------------------------------------------------------------------
+async def test_an_init_container_checks_the_persons_directories_first(spawner):
+    spawner._profile = ALICE
+    spawner.cpu_limit, spawner.mem_limit = 2.0, "2G"
+    pod = as_sent(await spawner.get_pod_manifest())
+    (check,) = pod["spec"]["initContainers"]
+    notebook = pod["spec"]["containers"][0]
+    assert check["name"] == STORAGE_CHECK_CONTAINER
+    assert check["image"] == notebook["image"]
+    assert check["command"][:2] == ["sh", "-c"]
+    assert check["command"][3:] == [
+        STORAGE_CHECK_CONTAINER, "20001", "home", "/home/alice", "scratch", "/scratch",
+    ]  # fmt: skip
+    assert check["securityContext"] == notebook["securityContext"]
+    assert check["terminationMessagePolicy"] == "FallbackToLogsOnError"
+    assert check["resources"]["limits"] == notebook["resources"]["limits"]
+    mounts = {m["mountPath"]: m["subPath"] for m in check["volumeMounts"]}
+    assert mounts == {"/home/alice": "home/alice", "/scratch": "scratch/alice"}
+    assert "env" not in check and "envFrom" not in check  # no S3 keys in the check
+
+
+async def test_the_storage_check_can_be_turned_off_and_keeps_operator_init_containers(
+    make_spawner,
+):
+    off = make_spawner(check_storage=False)
+    off._profile = ALICE
+    assert "initContainers" not in as_sent(await off.get_pod_manifest())["spec"]
+    mine = {"name": "site-setup", "image": "busybox", "command": ["true"]}
+    on = make_spawner(init_containers=[mine])
+    on._profile = ALICE
+    inits = as_sent(await on.get_pod_manifest())["spec"]["initContainers"]
+    assert [c["name"] for c in inits] == [STORAGE_CHECK_CONTAINER, "site-setup"]
+
+
+def failed_check(message: str = "", **terminated) -> dict:
+    ended = {"exitCode": 78, "reason": "Error", **terminated}
+    if message:
+        ended["message"] = message
+    return {
+        "metadata": {"name": "jupyter-alice"},
+        "status": {
+            "phase": "Pending",
+            "podIP": "10.0.0.1",
+            "initContainerStatuses": [
+                {"name": STORAGE_CHECK_CONTAINER, "state": {"terminated": ended}}
+            ],
+            "containerStatuses": [{"name": "notebook", "ready": False}],
+        },
+    }
+
+
+def test_a_failed_check_ends_the_start_with_its_message(spawner):
+    pod = failed_check(
+        "valeria-hub storage check: your home directory /home/alice is not writable by "
+        "your uid 20001 (it has uid 0, mode 755)\n"
+    )
+    assert spawner.is_pod_running(pod) is False  # not while no spawn is waiting
+    spawner._watching_storage_check = True
+    with pytest.raises(SpawnRefused) as e:
+        spawner.is_pod_running(pod)
+    assert e.value.status_code == 503 and e.value.reason == "storage"
+    assert str(e.value) == (
+        "Your server cannot start: your home directory /home/alice is not writable by your "
+        "uid 20001 (it has uid 0, mode 755)."
+    )
+    assert "valeria-hub users onboard --nfs-root" in e.value.jupyterhub_html_message
+
+
+# -- flavours by group and role ---------------------------------------------------------------
+ACCESS = {
+    "tensorflow": {"allowed_groups": ["/team-a"]},
+    "spark": {"allowed_roles": ["staff"]},
+    "*": {"options": {"size": {"large": {"allowed_groups": ["team-a"]}}}},
+}
+
+
+def logged_in(spawner, groups=(), roles=(), hub_groups=()):
+    """The person's auth_state as KeycloakAuthenticator stores it, and their hub groups."""
+    claims = {"groups": list(groups), "realm_access": {"roles": list(roles)}}
+
+    state = {"access_token": "t", "oauth_user": claims}
+
+    async def get_auth_state():
+        return state
+
+    spawner.user.get_auth_state = get_auth_state
+    spawner.user.groups = [SimpleNamespace(name=g) for g in hub_groups]
+    spawner.authenticator = SimpleNamespace(
+        client_id="jupyterhub", user_auth_state_key="oauth_user"
+    )
+    return spawner
+
+
+async def test_membership_is_the_logins_groups_and_roles_and_the_hub_groups(spawner):
+    logged_in(spawner, ["/team-a"], ["hub-user"], hub_groups=["extra"])
+    claims = (await spawner.user.get_auth_state())["oauth_user"]
+    claims["resource_access"] = {"jupyterhub": {"roles": ["gpu"]}, "other": {"roles": ["x"]}}
+    who = await spawner.membership()
+    assert who.groups == {"team-a", "extra"}
+    assert who.roles == {"hub-user", "gpu", "jupyterhub:gpu"}
+    spawner.user.get_auth_state = lambda: asyncio.sleep(0)  # auth_state off: hub groups only
+    assert await spawner.membership() == Membership.of(["extra"])
+
+
+async def test_the_form_shows_each_person_only_what_they_may_use(make_spawner):
+    bob = logged_in(make_spawner(flavour_access=ACCESS), ["/researchers"], ["hub-user"])
+    form = await bob.options_form(bob)
+    assert 'value="scipy"' in form and 'value="tensorflow"' not in form
+    assert 'value="spark"' not in form and 'value="large"' not in form
+    alice = logged_in(make_spawner(flavour_access=ACCESS), ["/team-a"])
+    form = await alice.options_form(alice)
+    assert 'value="tensorflow"' in form and 'value="large"' in form
+    nobody = logged_in(make_spawner(flavour_access={"*": {"allowed_roles": ["staff"]}}))
+    form = await nobody.options_form(nobody)
+    assert "No notebook flavour is available to your account" in " ".join(form.split())
+
+
+async def test_a_forged_form_value_is_a_400_naming_it(make_spawner):
+    bob = logged_in(make_spawner(flavour_access=ACCESS), ["/researchers"])
+    with pytest.raises(HTTPError) as e:
+        await bob.run_options_from_form({"profile": ["tensorflow"]})
+    assert e.value.status_code == 400
+    assert "profile: 'tensorflow' is not available to you" in e.value.log_message
+    with pytest.raises(HTTPError, match="size: 'large' is not available to you"):
+        await bob.run_options_from_form(
+            {"profile": ["scipy"], "profile-option-scipy--size": ["large"]}
+        )
+    assert await bob.run_options_from_form({"profile": ["scipy"]}) == {"profile": "scipy"}
+
+
+async def test_options_through_the_api_are_checked_too_and_defaults_are_usable(make_spawner):
+    bob = logged_in(make_spawner(flavour_access=ACCESS), ["/researchers"])
+    bob.user_options = {"profile": "spark"}
+    with pytest.raises(SpawnRefused, match="'spark' is not available to you") as e:
+        await bob.load_user_options()
+    assert e.value.status_code == 400
+    first = {"*": {"options": {"size": {"small": {"allowed_roles": ["staff"]}}}}}
+    carol = logged_in(make_spawner(flavour_access=first), ["/students"])
+    carol.user_options = {}
+    await carol.load_user_options()
+    assert carol.image == "quay.io/jupyter/minimal-notebook:latest"
+    assert carol.cpu_limit == 2.0  # "medium": "small" is not hers
+
+
+async def test_an_overlay_naming_nothing_stops_every_spawn(make_spawner):
+    typo = logged_in(make_spawner(flavour_access={"tensorfow": {"allowed_groups": ["/a"]}}))
+    typo.user_options = {}
+    with pytest.raises(SpawnRefused, match="misconfigured") as e:
+        await typo.load_user_options()
+    assert e.value.status_code == 503
+    assert "'tensorfow' names no flavour" in html.unescape(e.value.jupyterhub_html_message)
+    with pytest.raises(TraitError, match="unknown keys"):
+        make_spawner(flavour_access={"gpu": {"groups": ["/a"]}})

@@ -267,7 +267,11 @@ class JobsServiceApp(Application):
         DEFAULT_PROFILES,
         config=True,
         help="Job profiles in kbatch's format: {name: {description, image, resources: "
-        "{requests, limits}, tolerations, node_affinity_required, node_selector}}.",
+        "{requests, limits}, tolerations, node_affinity_required, node_selector, "
+        "allowed_groups}}. allowed_groups (hub groups, i.e. the person's Keycloak "
+        "groups, with or without the leading '/'; empty: everyone) restricts who may "
+        "submit with the profile: anyone else is refused with 422 naming it. Roles are "
+        "not known to the service: allowed_roles is refused.",
     )
     default_profile = Unicode("", config=True, help="Profile of jobs that name none.")
     max_resources = Dict(

@@ -41,6 +41,7 @@ from decimal import Decimal
 from typing import Any
 
 from ..quantity import parse_quantity, shown
+from ..restrictions import Membership
 from .labels import MANAGED_BY, OWNER_LABEL, USERNAME_ANNOTATION
 from .naming import (
     MAX_CRONJOB_NAME,
@@ -673,10 +674,32 @@ def infer_profile(raw_pod_spec: Any, rules: Rules) -> str | None:
     return None
 
 
+def check_profile_access(profile: JobProfile, caller: Membership | None, named: bool) -> None:
+    """PolicyError naming the profile when the caller may not use it (``named``: the
+    caller asked for it, else it is the default or inferred from the placement)."""
+    if profile.usable_by(caller):
+        return
+    which = repr(profile.name) if named else f"{profile.name!r} (the default)"
+    raise PolicyError(
+        "profile",
+        f"{which} is not available to you (it is for {profile.access.describe()}); "
+        "see GET /profiles/",
+    )
+
+
 def check_submission(
-    job: Any, kind: str, rules: Rules, namespace: str, profile_name: str | None = None
+    job: Any,
+    kind: str,
+    rules: Rules,
+    namespace: str,
+    profile_name: str | None = None,
+    caller: Membership | None = None,
 ) -> CheckedJob:
-    """Check a submitted Job or CronJob; PolicyError names the first refused field."""
+    """Check a submitted Job or CronJob; PolicyError names the first refused field.
+
+    ``caller``: the submitter's groups, checked against the profile's
+    ``allowed_groups``; unknown (None), only profiles open to everyone may be used.
+    """
     if kind not in ("Job", "CronJob"):
         raise ValueError(kind)
     raw = normalize(_mapping(job, "job"))
@@ -701,7 +724,9 @@ def check_submission(
         if isinstance(job_spec_raw, dict)
         else None
     )
-    profile = rules.profile(profile_name or infer_profile(pod_raw, rules))
+    inferred = infer_profile(pod_raw, rules)
+    profile = rules.profile(profile_name or inferred)
+    check_profile_access(profile, caller, named=bool(profile_name or inferred))
     job_spec, tmeta, containers, pod = check_job_spec(
         job_spec_raw, job_spec_where, namespace, profile, rules
     )

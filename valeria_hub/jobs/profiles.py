@@ -3,6 +3,11 @@
 The format is kbatch's (``image``, ``resources``, ``tolerations``,
 ``node_affinity_required``) plus ``description`` and ``node_selector``, so the kbatch
 client can read ``GET /profiles/`` and merge a profile into the jobs it submits.
+
+A profile may be restricted to hub groups with ``allowed_groups`` (valeria_hub.
+restrictions; empty: everyone), as notebook flavours are. The service knows a caller's
+groups (the hub's user model) but not their Keycloak roles, so ``allowed_roles`` is
+refused here rather than ignored.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ..quantity import parse_quantity
+from ..restrictions import Membership, Restriction
 from .shapes import normalize, prune
 
 PROFILE_KEYS = {
@@ -21,6 +27,8 @@ PROFILE_KEYS = {
     "tolerations",
     "node_affinity_required",
     "node_selector",
+    "allowed_groups",
+    "allowed_roles",  # refused with a message saying why (Restriction.from_mapping)
 }
 
 
@@ -76,6 +84,7 @@ class JobProfile:
     node_selector: dict[str, str] = field(default_factory=dict)
     tolerations: list[dict[str, Any]] = field(default_factory=list)
     node_affinity_required: list[dict[str, Any]] = field(default_factory=list)
+    access: Restriction = field(default_factory=Restriction)
 
     @classmethod
     def from_config(cls, name: str, raw: dict[str, Any]) -> JobProfile:
@@ -101,6 +110,7 @@ class JobProfile:
         requests = {k: str(v) for k, v in sections["requests"].items()}
         limits = {k: str(v) for k, v in sections["limits"].items()}
         affinity_from_required(raw.get("node_affinity_required"), where)
+        access = Restriction.from_mapping(raw, where, roles=False)
         return cls(
             name=name,
             description=str(raw.get("description") or ""),
@@ -110,7 +120,13 @@ class JobProfile:
             node_selector={str(k): str(v) for k, v in (raw.get("node_selector") or {}).items()},
             tolerations=[dict(t) for t in raw.get("tolerations") or []],
             node_affinity_required=copy.deepcopy(list(raw.get("node_affinity_required") or [])),
+            access=access,
         )
+
+    def usable_by(self, who: Membership | None) -> bool:
+        """May ``who`` submit with this profile? None (caller unknown): only when the
+        profile is open to everyone."""
+        return self.access.everyone or (who is not None and self.access.allows(who))
 
     def placement(self) -> dict[str, Any]:
         """nodeSelector / tolerations / affinity for the pod spec (camelCase, pruned)."""

@@ -23,6 +23,7 @@ from typing import Any
 from ..auth import state as tokens
 from ..metrics import JOB_SUBMISSIONS, submission_result
 from ..names import dependent_name
+from ..restrictions import Membership
 from ..storage import owner_reference
 from ..vault import UserProfile, VaultError, VaultIdentity, refusal
 from . import isolation
@@ -332,7 +333,9 @@ async def _submit(
     rules = settings.rules
     shared = settings.namespaces.shared_mode
     try:
-        checked = check_submission(job, kind, rules, namespace, profile)
+        checked = check_submission(
+            job, kind, rules, namespace, profile, caller=Membership.of(user.groups)
+        )
         # a taken name: the create answers 409 (nothing is made); in the shared
         # namespace that can only be one's own
         name = job_name(checked, user.name if shared else None)

@@ -16,6 +16,7 @@ import sys
 from collections.abc import Mapping
 from pathlib import Path
 
+from .dirs import DEFAULT_HOME, DEFAULT_SCRATCH, DirError, UserDirs
 from .keycloak import KeycloakUsers
 from .plan import InputError, format_report, make_record, parse_csv, read_secret_file
 from .run import check, onboard
@@ -119,11 +120,21 @@ def _records(args: argparse.Namespace) -> tuple[list, list[tuple[str, str]]]:
     return [record], []
 
 
+def _dirs(args: argparse.Namespace) -> UserDirs | None:
+    if not args.nfs_root:
+        return None
+    try:
+        return UserDirs(Path(args.nfs_root), args.home_sub_path, args.scratch_sub_path)
+    except (DirError, ValueError) as e:
+        raise UsageError(str(e)) from None
+
+
 def run_onboard(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -> int:
     from .plan import Plan
 
     try:
         records, bad = _records(args)
+        dirs = _dirs(args)
         keycloak = _keycloak(args, env)
         vault = _vault(args, env)
     except (UsageError, InputError) as e:
@@ -134,7 +145,9 @@ def run_onboard(args: argparse.Namespace, env: Mapping[str, str] = os.environ) -
         return 1
     try:
         with vault:
-            plans = onboard(records, vault, keycloak, force=args.force, dry_run=args.dry_run)
+            plans = onboard(
+                records, vault, keycloak, force=args.force, dry_run=args.dry_run, dirs=dirs
+            )
     except VaultCallError as e:
         print(f"valeria-hub users onboard: {e}", file=sys.stderr)
         return 1
@@ -221,7 +234,8 @@ def add_users_parser(sub: argparse._SubParsersAction) -> None:
         "onboard",
         help="create or update users' Vault entity, alias, uid and S3 keys",
         description="Idempotent: running it again changes nothing and says so. A changed "
-        "uid/gid is refused unless --force (files on NFS belong to the old uid). CSV "
+        "uid/gid is refused unless --force (files on NFS belong to the old uid). With "
+        "--nfs-root, also each person's home and scratch directories on the export. CSV "
         "columns: username, keycloak_id (optional with a Keycloak lookup), uid, gid "
         "(optional), s3_access_key, s3_secret_file (a file holding only the S3 secret key, "
         "relative to the CSV; secret keys never go in the CSV).",
@@ -235,6 +249,26 @@ def add_users_parser(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--s3-secret-file", help="file holding only the user's S3 secret key")
     p.add_argument("--force", action="store_true", help="allow changing a stored uid/gid")
     p.add_argument("--dry-run", action="store_true", help="report what would change; write nothing")
+    g = p.add_argument_group("NFS directories (optional; run where the export is mounted)")
+    g.add_argument(
+        "--nfs-root",
+        metavar="DIR",
+        help="the NFS export's mount point: make each person's home and scratch below it, "
+        "owned by their uid and gid (the uid when no gid), mode 0700; needs root and an "
+        "export that does not squash it",
+    )
+    g.add_argument(
+        "--home-sub-path",
+        default=DEFAULT_HOME,
+        help="home below the export, as c.StorageLayout.home_sub_path ({username}, {uid}; "
+        "default %(default)s; users/home/{username} for the existing Valeria layout)",
+    )
+    g.add_argument(
+        "--scratch-sub-path",
+        default=DEFAULT_SCRATCH,
+        help="scratch below the export, as c.StorageLayout.scratch_sub_path (default "
+        "%(default)s; empty: none)",
+    )
     _common(p)
     p.set_defaults(func=run_onboard)
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from .dirs import DirError, UserDirs
 from .keycloak import KeycloakLookupError, KeycloakUsers
 from .plan import (
     META_ACCESS_KEY,
@@ -99,6 +100,19 @@ def apply_plan(
         vault.set_entity_metadata(entity_id, metadata)
 
 
+def ensure_dirs(plan: Plan, record: UserRecord, dirs: UserDirs, dry_run: bool) -> None:
+    """The person's NFS directories, once their identity is in Vault; what was made or
+    set right joins the report, a refusal fails the person with its reason."""
+    try:
+        changes = dirs.ensure(record.username, record.uid, record.gid, dry_run=dry_run)
+    except DirError as e:
+        plan.status, plan.reason = "failed", str(e)
+        return
+    plan.changes += changes
+    if changes and plan.status == "unchanged":
+        plan.status = "updated"
+
+
 def onboard(
     records: list[UserRecord],
     vault: OnboardingVault,
@@ -106,7 +120,10 @@ def onboard(
     *,
     force: bool = False,
     dry_run: bool = False,
+    dirs: UserDirs | None = None,
 ) -> list[Plan]:
+    """Onboard each record (Vault, then with ``dirs`` the NFS directories); one plan per
+    record, failures included, in order."""
     accessor = vault.jwt_accessor()
     plans = []
     uid_owner: dict[int, str] = {}
@@ -121,6 +138,8 @@ def onboard(
             plan = plan_user(record, sub, vault_state(vault, sub, record.username, accessor), force)
             if plan.status != "failed" and not dry_run:
                 apply_plan(vault, plan, record, sub, accessor)
+            if plan.status != "failed" and dirs is not None:
+                ensure_dirs(plan, record, dirs, dry_run)
         except LookupFailed as e:
             plan = Plan(record.username, "failed", str(e))
         except VaultCallError as e:
