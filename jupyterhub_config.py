@@ -104,10 +104,15 @@ if s.extra_config:
 # -- services -------------------------------------------------------------------------------
 # The batch jobs service, started and proxied by the hub at /services/jobs/ ("Batch jobs"
 # in the Services menu); every user may use it with their own identity. It receives this
-# configuration's VaultIdentity and StorageLayout sections as they stand here: nothing
-# below this line may set them.
+# configuration's VaultIdentity, StorageLayout and JobsServiceApp sections as they stand
+# here (an operator tunes the service with c.JobsServiceApp in the extra config file):
+# nothing below this line may set them.
 c.JupyterHub.load_roles = service_roles()
-c.JupyterHub.services = [service_definition(s, sys.executable, c)]
+try:
+    c.JupyterHub.services = [service_definition(s, sys.executable, c)]
+except ValueError as e:  # a setting said twice, or one JSON cannot carry
+    print(f"jupyterhub_config.py: {e}", file=sys.stderr)
+    sys.exit(2)
 
 # A person's notebook may fetch that person's own Keycloak access token, kept fresh by the
 # hub (`valeria-hub token`, e.g. to log in to Vault): a custom scope that every user holds

@@ -126,10 +126,52 @@ def test_the_hub_settings_win_over_the_service_command_line(monkeypatch):
 def test_a_broken_hand_over_is_refused_by_name(monkeypatch):
     for text, match in (
         ("{not json", "not JSON"),
-        (json.dumps({"JobsServiceApp": {"profiles": {}}}), "only VaultIdentity, StorageLayout"),
+        (json.dumps({"KubeSpawner": {"uid": 0}}), "only VaultIdentity, StorageLayout"),
+        (json.dumps({"JobsServiceApp": {"hub_api_token": "x"}}), "may not set hub_api_token"),
+        (json.dumps({"JobsServiceApp": ["not", "a", "section"]}), "must be a JSON object"),
     ):
         monkeypatch.setenv(SHARED_CONFIG_VARIABLE, text)
         with pytest.raises(ValueError, match=match):
             JobsServiceApp().initialize([])
     with pytest.raises(ValueError, match="non-JSON"):
         shared_config(Config({"StorageLayout": {"fs_group": object()}}))
+
+
+def test_an_operator_tunes_the_jobs_service_in_the_hubs_configuration(tmp_path, monkeypatch):
+    """c.JobsServiceApp in the extra config file reaches the service as it is (quotas,
+    ceilings, minimum requests, the list cache), like the Vault and storage sections."""
+    extra = """
+c.JobsServiceApp.namespace_quota = {"requests.cpu": "4", "count/jobs.batch": "7"}
+c.JobsServiceApp.user_ceilings = {"jobs": 3, "pods": 6}
+c.JobsServiceApp.min_requests = {"cpu": "50m", "memory": "64Mi"}
+c.JobsServiceApp.list_cache_views = 17
+c.JobsServiceApp.vault_profile_ttl = 0.0
+"""
+    config = load_hub_config(tmp_path, monkeypatch, extra)
+    (service,) = [s for s in config.JupyterHub.services if s["name"] == "jobs"]
+    app = start_like_the_hub(monkeypatch, service)
+    settings = app.settings()
+    assert dict(settings.namespaces.quota) == {"requests.cpu": "4", "count/jobs.batch": "7"}
+    assert app.user_ceilings == {"jobs": 3, "pods": 6}
+    assert app.min_requests == {"cpu": "50m", "memory": "64Mi"}
+    assert settings.list_cache_views == 17 and settings.vault_profile_ttl == 0.0
+    # what the environment gives is still the environment's
+    assert settings.namespaces.mode == DEPLOYMENT_ENV.get("JOBS_NAMESPACE_MODE", "per-user")
+
+
+@pytest.mark.parametrize(
+    ("line", "named"),
+    [
+        ("c.JobsServiceApp.namespace_mode = 'shared'", "JOBS_NAMESPACE_MODE"),
+        ("c.JobsServiceApp.public_url = 'https://elsewhere'", "JUPYTERHUB_PUBLIC_URL"),
+        ("c.JobsServiceApp.hub_api_token = 'x'", "set by the hub itself"),
+    ],
+)
+def test_a_service_setting_said_twice_stops_the_hub_naming_it(
+    tmp_path, monkeypatch, capsys, line, named
+):
+    with pytest.raises(SystemExit) as e:
+        load_hub_config(tmp_path, monkeypatch, line + "\n")
+    assert e.value.code == 2
+    err = capsys.readouterr().err
+    assert named in err and line.split(" = ")[0] in err

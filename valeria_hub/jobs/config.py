@@ -39,7 +39,7 @@ from ..names import DNS_LABEL
 from ..storage import StorageLayout
 from ..vault import VaultIdentity
 from .ceilings import parse_ceilings
-from .hub_service import SHARED_CONFIG_VARIABLE, SHARED_SECTIONS
+from .hub_service import HUB_SET, SHARED_CONFIG_VARIABLE, SHARED_SECTIONS
 from .manifests import parse_extra_env
 from .naming import InvalidName, check_shared_namespace, user_namespace
 from .policy import Rules
@@ -604,6 +604,11 @@ def shared_sections_config(text: str) -> Config:
         raise ValueError(f"{SHARED_CONFIG_VARIABLE} is not JSON: {e}") from None
     if not isinstance(data, dict) or set(data) - set(SHARED_SECTIONS):
         raise ValueError(f"{SHARED_CONFIG_VARIABLE} may hold only {', '.join(SHARED_SECTIONS)}")
+    if not all(isinstance(v, dict) for v in data.values()):
+        raise ValueError(f"{SHARED_CONFIG_VARIABLE}: each section must be a JSON object")
+    own = set(data.get("JobsServiceApp", {})) & HUB_SET
+    if own:
+        raise ValueError(f"{SHARED_CONFIG_VARIABLE} may not set {', '.join(sorted(own))}")
     return Config({section: dict(values) for section, values in data.items()})
 
 
