@@ -34,6 +34,7 @@ import asyncio
 import contextlib
 import logging
 import re
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -431,6 +432,22 @@ def used_by(quota: Obj, objects: Iterable[tuple[Kind, Obj]], now: datetime) -> d
     return used
 
 
+def recorded_used(quota: Obj) -> dict[str, Amount] | None:
+    """``status.used`` as amounts, when it covers every resource of ``spec.hard``."""
+    used = (quota.get("status") or {}).get("used")
+    hard = hard_of(quota)
+    if not isinstance(used, dict) or set(hard) - set(used):
+        return None
+    try:
+        return {name: amount(used[name]) for name in hard}
+    except ValueError:
+        return None
+
+
+# store -> creations admission has charged, which the controller's listener then skips
+_CHARGED: weakref.WeakKeyDictionary[Store, set[tuple[str, str, str]]] = weakref.WeakKeyDictionary()
+
+
 def status_of(quota: Obj, used: dict[str, Amount]) -> Obj:
     """``status`` as the controller writes it: hard mirrors spec.hard, used as printed."""
     hard = dict(_hard_raw(quota))
@@ -545,11 +562,18 @@ class ResourceQuotaAdmission:
             return
         now = _now()
         names = {n for q in quotas for n in hard_of(q)}
-        objects = namespace_objects(chain.store, req.namespace, names)
-        states = [
-            QuotaState(q["metadata"]["name"], hard_of(q), used_by(q, objects, now), scopes_of(q))
-            for q in quotas
-        ]
+        objects: list[tuple[Kind, Obj]] | None = None
+        states = []
+        for q in quotas:
+            # as the API server does: the quota's status.used plus this request, not a
+            # count of the namespace (a quota whose status does not cover its hard yet
+            # is counted)
+            used = recorded_used(q)
+            if used is None:
+                if objects is None:
+                    objects = namespace_objects(chain.store, req.namespace, names)
+                used = used_by(q, objects, now)
+            states.append(QuotaState(q["metadata"]["name"], hard_of(q), used, scopes_of(q)))
         decision = check_request(req.kind, req.obj, req.old, states, now)
         if decision.refusal is not None:
             raise Forbidden(
@@ -561,6 +585,10 @@ class ResourceQuotaAdmission:
         by_name = {q["metadata"]["name"]: q for q in quotas}
         for name, used in decision.used.items():
             write_status(chain.store, req.namespace, name, status_of(by_name[name], used))
+        if req.operation == "CREATE":  # charged here: the controller need not recount it
+            charged = _CHARGED.get(chain.store)
+            if charged is not None:
+                charged.add((req.namespace, req.kind.plural, req.name))
 
 
 class QuotaStatus:
@@ -579,6 +607,7 @@ class QuotaStatus:
         self._syncing = ""
         items, _ = store.list(QUOTAS)
         self._quota_namespaces = {q["metadata"]["namespace"] for q in items}
+        self._charged = _CHARGED.setdefault(store, set())
         self._unsubscribe = store.add_listener(self._on_change)
 
     def close(self) -> None:
@@ -590,6 +619,8 @@ class QuotaStatus:
         if event.resource == QUOTAS and ns == self._syncing:
             return  # our own status write
         if event.resource == QUOTAS:
+            if event.type == "MODIFIED" and (event.prev or {}).get("spec") == event.obj.get("spec"):
+                return  # a status write (admission's charge, or ours): nothing to recount
             if event.type == "ADDED":
                 self._quota_namespaces.add(ns)
             elif event.type == "DELETED" and not self.store.list(QUOTAS, ns)[0]:
@@ -597,6 +628,11 @@ class QuotaStatus:
                 return
         if ns not in self._quota_namespaces:
             return
+        if event.type == "ADDED" and event.resource != QUOTAS:
+            key = (ns, event.resource.rsplit("/", 1)[-1], event.obj["metadata"]["name"])
+            if key in self._charged:  # admission charged it already, as the API server
+                self._charged.discard(key)  # does: no recount of the namespace
+                return
         self._dirty.add(ns)
         if self._scheduled:
             return
