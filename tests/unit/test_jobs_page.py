@@ -4,11 +4,10 @@ HTML from strings. (tests/browser/test_jobs.py drives the page itself.)"""
 
 from __future__ import annotations
 
+import dataclasses
 import re
-import types
 from html.parser import HTMLParser
 from importlib import resources
-from typing import Any
 
 from valeria_hub.jobs.routers import ui
 from valeria_hub.jobs.settings import JobsSettings
@@ -76,11 +75,25 @@ def test_platform_name_comes_from_the_settings_or_the_hubs_default():
         prefix="/services/jobs/", service_name="jobs", hub_api_url="", hub_api_token=""
     )
     assert ui.platform_name(settings) == "Valeria data-science platform"
-    # once the settings carry the hub's PLATFORM_NAME, the page shows it
-    named: Any = types.SimpleNamespace(platform_name="  Uni X Data  ")
+    named = dataclasses.replace(settings, platform_name="  Uni X Data  ")
     assert ui.platform_name(named) == "Uni X Data"
-    blank: Any = types.SimpleNamespace(platform_name=" ")
+    blank = dataclasses.replace(settings, platform_name=" ")
     assert ui.platform_name(blank) == ui.DEFAULT_PLATFORM_NAME
+
+
+def test_the_hub_gives_the_service_its_platform_name(monkeypatch):
+    """PLATFORM_NAME reaches the jobs page through the service's command line."""
+    from tests.helpers import DEPLOYMENT_ENV
+    from valeria_hub.envconfig import read_settings
+    from valeria_hub.jobs.config import JobsServiceApp
+    from valeria_hub.jobs.hub_service import service_command
+
+    s = read_settings({**DEPLOYMENT_ENV, "PLATFORM_NAME": "Uni X <Data> Lab"})
+    app = JobsServiceApp()
+    app.initialize(service_command(s, "python")[3:])
+    assert app.settings().platform_name == "Uni X <Data> Lab"
+    page = ui.render_page("alice", "/services/jobs/", platform=ui.platform_name(app.settings()))
+    assert "Uni X &lt;Data&gt; Lab" in page and "<Data>" not in page
 
 
 def test_the_csp_allows_no_inline_code():

@@ -35,6 +35,7 @@ from traitlets import (
 )
 from traitlets.config import Application, Config
 
+from ..envconfig import Settings as HubSettings
 from ..names import DNS_LABEL
 from ..storage import StorageLayout
 from ..vault import VaultIdentity
@@ -129,6 +130,12 @@ class JobsServiceApp(Application):
         config=True,
         help="Seconds the user's Keycloak access token must stay valid for the Vault login; "
         "an older login gets 401 'log in to the hub again' (the hub refreshes tokens).",
+    )
+    platform_name = Unicode(
+        HubSettings.platform_name,
+        config=True,
+        help="The platform's name in the jobs page's header and title (the hub gives "
+        "its PLATFORM_NAME).",
     )
     list_cache_views = Integer(
         200,
@@ -541,6 +548,7 @@ class JobsServiceApp(Application):
             token_min_validity=self.token_min_validity,
             vault_profile_ttl=self.vault_profile_ttl,
             list_cache_views=self.list_cache_views,
+            platform_name=self.platform_name.strip() or HubSettings.platform_name,
             public_profiles=self.public_profiles,
             kubeconfig=self.kubeconfig,
             kube_timeout=self.kube_timeout,

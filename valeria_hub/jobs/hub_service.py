@@ -76,6 +76,7 @@ def shared_config(config: Mapping[str, Any], reserved: Mapping[str, str] | None 
 FLAG_SOURCES = {
     "namespace_mode": "JOBS_NAMESPACE_MODE",
     "public_url": "JUPYTERHUB_PUBLIC_URL",
+    "platform_name": "PLATFORM_NAME",
     "shared_namespace": "KUBERNETES_NAMESPACE (shared mode)",
     "public_profiles": "JOBS_PUBLIC_PROFILES",
     "service_account": "KUBERNETES_SERVICE_ACCOUNT",
@@ -101,6 +102,7 @@ def service_command(s: Settings, python: str) -> list[str]:
         "valeria_hub.jobs",
         f"--JobsServiceApp.namespace_mode={s.jobs_namespace_mode}",
         f"--JobsServiceApp.public_url={s.public_url}",
+        f"--JobsServiceApp.platform_name={s.platform_name}",
     ]
     if s.jobs_namespace_mode == "shared" and s.namespace:
         cmd.append(f"--JobsServiceApp.shared_namespace={s.namespace}")

@@ -57,10 +57,10 @@ def hub_base(service_prefix: str) -> str:
 
 
 def platform_name(settings: JobsSettings) -> str:
-    """The platform's name for the page's header: the service's setting once it has one
-    (the hub's PLATFORM_NAME), else the hub's own default, so the header never goes blank."""
-    name = getattr(settings, "platform_name", "")
-    return name.strip() if isinstance(name, str) and name.strip() else DEFAULT_PLATFORM_NAME
+    """The platform's name for the page's header: the service's setting (the hub's
+    PLATFORM_NAME), else the hub's own default, so the header never goes blank."""
+    name = settings.platform_name.strip()
+    return name or DEFAULT_PLATFORM_NAME
 
 
 def render_page(
