@@ -36,6 +36,7 @@ class DemoStorage:
     gid: int
     s3_access_key: str
     s3_secret_key: str
+    sub: str | None = None  # the user's id in an external realm (DevStack(realm_url=...))
 
 
 # Demo-only values: they exist on loopback stand-ins and nowhere else.
@@ -61,6 +62,7 @@ class DevStack:
         openshift: bool = False,
         deployment_options: dict | Callable[[DevStack], dict] | None = None,
         network: str = "loopback",
+        realm_url: str | None = None,
     ) -> None:
         """``openshift=True``: the Kubernetes stand-in's OpenShift profile with what
         ``openshift/`` ships applied (:mod:`devstack.deployment`), and the hub's token
@@ -76,7 +78,12 @@ class DevStack:
         then listen on the network's node address instead of ``host`` (reached by the
         host and by pods alike, subject to the pods' policies); a hub can run in a pod of
         its own (:meth:`add_hub_pod`, :meth:`hub_pod_environment`). Threads only
-        (:meth:`serve_in_threads`)."""
+        (:meth:`serve_in_threads`).
+
+        ``realm_url``: an external Keycloak realm (Keycloak's own server, tests/keycloak/)
+        instead of the Keycloak stand-in, which is then not started: Vault trusts that
+        issuer, hubs are pointed at it, and each ``storage`` entry is provisioned under its
+        ``sub`` there. The realm's clients are the caller's to change (redirect URIs)."""
         from .kube.server import KubeStandIn
 
         if network not in ("loopback", "netns"):
@@ -85,6 +92,7 @@ class DevStack:
         self.ports = {"keycloak": 0, "vault": 0, "kube": 0, **(ports or {})}
         self.host = host
         self.network = network
+        self.external_realm = realm_url.rstrip("/") if realm_url else None
         self.keycloak = KeycloakStandIn()
         self.vault = VaultStandIn(root_token=DEMO_ROOT_TOKEN)
         opts = {
@@ -118,24 +126,23 @@ class DevStack:
 
     @property
     def standins(self) -> list[tuple[str, StandIn]]:
-        return [("keycloak", self.keycloak), ("vault", self.vault), ("kube", self.kube)]
+        found = [("keycloak", self.keycloak), ("vault", self.vault), ("kube", self.kube)]
+        return found[1:] if self.external_realm else found
 
     @property
     def realm_url(self) -> str:
-        return self.keycloak.issuer
+        return self.external_realm or self.keycloak.issuer
 
     # -- seeding ------------------------------------------------------------------
     async def seed(self) -> None:
         """Vault trusts the realm; demo users get their uid and keys."""
         from .kube.kubeconfig import write_kubeconfig
 
-        await self.vault.configure_valeria(self.keycloak.discovery_url.rsplit("/.well-known", 1)[0])
+        issuer = self.external_realm or self.keycloak.discovery_url.rsplit("/.well-known", 1)[0]
+        await self.vault.configure_valeria(issuer)
         for item in self.storage:
-            user = self.keycloak.realm.find_login(item.username)
-            if user is None:
-                raise RuntimeError(f"demo user {item.username} is not in the realm")
             self.entities[item.username] = self.vault.provision_user(
-                sub=user.id,
+                sub=self._sub(item),
                 username=item.username,
                 uid=item.uid,
                 gid=item.gid,
@@ -151,6 +158,17 @@ class DevStack:
                 self._process_templates(self._deployment_options(self))
             await _on_loop(self.kube, deployment.apply, self.kube, self.deployment)
         write_kubeconfig(self.kubeconfig, self.kube.url, DEMO_KUBE_TOKEN, namespace="default")
+
+    def _sub(self, item: DemoStorage) -> str:
+        """The user's ``sub`` in the realm Vault trusts."""
+        if item.sub is not None:
+            return item.sub
+        if self.external_realm:
+            raise RuntimeError(f"{item.username} needs its sub in the realm {self.external_realm}")
+        user = self.keycloak.realm.find_login(item.username)
+        if user is None:
+            raise RuntimeError(f"demo user {item.username} is not in the realm")
+        return user.id
 
     def prepare_nfs(self) -> None:
         """Each provisioned user's home and scratch on the export, owned by their uid.
@@ -301,7 +319,11 @@ class DevStack:
         return deployment.hub_environment(self.deployment)
 
     def allow_redirects_to(self, public_url: str) -> None:
-        """Let the realm's hub client redirect to a hub on another port (tests)."""
+        """Let the realm's hub client redirect to a hub on another port (tests).
+
+        With an external realm this is the caller's to do, on that server."""
+        if self.external_realm:
+            return
 
         def change() -> None:
             client = self.keycloak.realm.clients["jupyterhub"]

@@ -232,6 +232,25 @@ def client_changed(
 
 
 @contextmanager
+def hub_url_allowed(
+    admin: httpx.Client, hub_url: str, client_id: str = "jupyterhub"
+) -> Iterator[dict]:
+    """Another hub's URL among the client's redirect URIs for the block (post-logout
+    redirects follow them: the realm's "+"), then the client as it was. The back-channel
+    logout URL, a single one, keeps naming the session's hub."""
+    uris = hub_client_representation(admin, client_id)["redirectUris"]
+    with client_changed(admin, client_id=client_id, redirectUris=[*uris, f"{hub_url}/*"]) as c:
+        yield c
+
+
+def user_id_of(admin: httpx.Client, username: str) -> str:
+    """The realm user's id: the ``sub`` of their tokens."""
+    found = checked(admin.get("/users", params={"username": username, "exact": "true"})).json()
+    assert len(found) == 1, f"{username}: {found}"
+    return found[0]["id"]
+
+
+@contextmanager
 def realm_changed(admin: httpx.Client, **settings: object) -> Iterator[dict]:
     """The realm with some top-level settings (RealmRepresentation fields) changed for
     the block, then put back."""
