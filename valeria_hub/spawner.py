@@ -18,8 +18,9 @@ from __future__ import annotations
 
 import asyncio
 import copy
-import html
+import logging
 import time
+import weakref
 from typing import Any
 
 import aiohttp
@@ -28,7 +29,9 @@ from kubernetes_asyncio.client.models import V1Container, V1Volume, V1VolumeMoun
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
 from kubespawner.utils import get_k8s_model
+from markupsafe import Markup
 from tornado import web
+from tornado.log import app_log, gen_log
 from traitlets import Bool, Dict, Float, Instance, TraitError, Unicode, default, validate
 
 from .auth import state as tokens
@@ -80,22 +83,87 @@ def _kube_error(e: BaseException) -> str:
     return type(e).__name__
 
 
-class SpawnRefused(web.HTTPError):
-    """A spawn stopped on purpose; JupyterHub shows ``jupyterhub_message`` to the user."""
+try:  # JupyterHub 6: an expected spawn failure (no traceback, its reason kept for metrics)
+    from jupyterhub.spawner import SpawnException as _RefusalBase
+except ImportError:  # JupyterHub 5
+    _RefusalBase = web.HTTPError
 
-    def __init__(self, reason: str, message: str, detail: str = "") -> None:
+# ``extra`` key marking the spawner's own line about a refusal (RefusalLogFilter keeps it)
+REFUSAL_LOG_MARK = "valeria_refusal"
+
+
+class SpawnRefused(_RefusalBase):
+    """A spawn stopped on purpose: the person gets the platform's refusal page with
+    ``jupyterhub_message`` (templates/not_running.html), the hub log gets one line.
+
+    ``refusal_reason`` is the reason for the pages: JupyterHub 5 rewrites ``reason`` to
+    "error" on every failed spawn, which hid the refusal page. ``detail`` is shown under
+    the message; ``log_detail`` (default: the detail, else the message) goes to the log.
+    """
+
+    def __init__(
+        self, reason: str, message: str, detail: str = "", *, log_detail: str = ""
+    ) -> None:
         status = REFUSALS[reason].status if reason in REFUSALS else STATUS_BY_REASON.get(reason)
-        super().__init__(status or 500, message)
-        self.reason = reason
+        # "%s": tornado formats log_message with args, and a message may hold a "%"
+        web.HTTPError.__init__(self, status or 500, "%s", message, reason=reason)
+        self.refusal_reason = reason
+        self.message = message  # SpawnException's fields, read by JupyterHub's error pages
+        self.message_html = ""
+        self.detail = detail
+        self.log_detail = log_detail or detail or message
         self.jupyterhub_message = message
-        extra = f"<p class='valeria-detail'>{html.escape(detail)}</p>" if detail else ""
-        self.jupyterhub_html_message = (
-            f"<div class='valeria-refusal' data-reason='{html.escape(reason)}'>"
-            f"<p>{html.escape(message)}</p>{extra}</div>"
+        # the progress stream's message; the class tells the spawn-pending page to reload
+        # into the refusal page (templates/spawn_pending.html)
+        markup = Markup('<span class="valeria-refusal" data-reason="{}">{}</span>').format(
+            reason, message
         )
+        if detail:
+            markup += Markup(' <span class="valeria-detail">{}</span>').format(detail)
+        self.jupyterhub_html_message = str(markup)
 
     def __str__(self) -> str:
         return self.jupyterhub_message
+
+
+class RefusalLogFilter(logging.Filter):
+    """Keeps JupyterHub's own reports of a SpawnRefused out of the log.
+
+    The spawner logs one line per refusal; JupyterHub adds up to four more for the same
+    expected answer (one with a traceback, after a form submission), and one each time
+    the spawn-pending page is shown. Records of unexpected errors pass untouched.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        # refusals on their way through JupyterHub, whose f-string lines carry only str(e)
+        self.live: weakref.WeakSet[SpawnRefused] = weakref.WeakSet()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.levelno < logging.WARNING or getattr(record, REFUSAL_LOG_MARK, False):
+            return True
+        if record.exc_info and isinstance(record.exc_info[1], SpawnRefused):
+            return False
+        args = record.args if isinstance(record.args, tuple) else ()
+        if any(isinstance(a, SpawnRefused) for a in args):
+            return False
+        try:
+            text = record.getMessage()
+        except Exception:  # noqa: BLE001 - a broken record is not ours to judge
+            return True
+        return not any(r.jupyterhub_message in text for r in list(self.live))
+
+
+REFUSAL_LOG_FILTER = RefusalLogFilter()
+
+
+def quiet_refusals(log: Any) -> None:
+    """Put REFUSAL_LOG_FILTER on the loggers JupyterHub reports spawn failures with: the
+    app's (handlers, spawners), tornado's (User objects, errors) and asyncio's."""
+    loggers = [getattr(log, "logger", log), app_log, gen_log, logging.getLogger("asyncio")]
+    for logger in loggers:
+        if isinstance(logger, logging.Logger) and REFUSAL_LOG_FILTER not in logger.filters:
+            logger.addFilter(REFUSAL_LOG_FILTER)
 
 
 def apply_workload(pod: Any, volumes: list[dict], mounts: list[dict]) -> Any:
@@ -221,6 +289,9 @@ class ValeriaSpawner(KubeSpawner):
         self._configured_csc = dict(csc) if isinstance(csc, dict) else {}
         self._creating_pod = False
         self._watching_storage_check = False
+        # the last spawn's refusal, for the page after a form submission (spawn.html)
+        self.refusal: SpawnRefused | None = None
+        quiet_refusals(self.log)
 
     # -- progress ---------------------------------------------------------------
     def _say(self, message: str, progress: int) -> None:
@@ -269,7 +340,6 @@ class ValeriaSpawner(KubeSpawner):
         try:
             profile, _timing = await self.vault.fetch_profile(token, self.user.name)
         except VaultError as e:
-            self.log.warning("Vault lookup for %s failed: %s (%s)", self._log_name, e.reason, e)
             raise SpawnRefused(e.reason, refusal(e.reason).message, str(e)) from None
         finally:
             self.vault_seconds = time.perf_counter() - t0
@@ -334,9 +404,10 @@ class ValeriaSpawner(KubeSpawner):
                 )
                 await self._kube(create, self.namespace, manifest)
         except (ApiException, TimeoutError, aiohttp.ClientError) as e:
-            self.log.warning("Could not store %s: %s", self.secret_name_s3, _kube_error(e))
             raise SpawnRefused(
-                "kubernetes", "Could not store your S3 credentials for the server; try again."
+                "kubernetes",
+                "Could not store your S3 credentials for the server; try again.",
+                log_detail=f"could not store {self.secret_name_s3}: {_kube_error(e)}",
             ) from None
 
     async def delete_s3_secret(self) -> None:
@@ -490,15 +561,31 @@ class ValeriaSpawner(KubeSpawner):
         if pod is not None and self._watching_storage_check:
             problem = storage_check_failure(pod)
             if problem is not None:
-                self.log.warning("%s: storage check failed: %s", self._log_name, problem)
-                raise SpawnRefused("storage", f"Your server cannot start: {problem}.", STORAGE_HELP)
+                raise SpawnRefused(
+                    "storage",
+                    f"Your server cannot start: {problem}.",
+                    STORAGE_HELP,
+                    log_detail=f"storage check failed: {problem}",
+                )
         return super().is_pod_running(pod)
 
     async def _start(self):
+        self.refusal = None
         try:
             return await self._start_with_identity()
         except SpawnRefused as e:
-            SPAWN_FAILURES.labels(e.reason).inc()
+            SPAWN_FAILURES.labels(e.refusal_reason).inc()
+            self.refusal = e
+            REFUSAL_LOG_FILTER.live.add(e)
+            # the one line for an expected refusal: no traceback (RefusalLogFilter)
+            self.log.warning(
+                "%s: spawn refused (%s, HTTP %s): %s",
+                self._log_name,
+                e.refusal_reason,
+                e.status_code,
+                e.log_detail,
+                extra={REFUSAL_LOG_MARK: True},
+            )
             raise
         except asyncio.CancelledError:
             raise

@@ -179,7 +179,8 @@ class KeycloakAuthenticator(GenericOAuthenticator):
         config=True,
         help="""Where Keycloak sends the browser after logout; must be a valid
         post-logout redirect URI of the client. Default: the hub's login page,
-        derived from oauth_callback_url or the request.""",
+        derived from oauth_callback_url or the request, which then shows once that the
+        person is logged out, with a link to log in again.""",
     )
     backchannel_logout_max_age = Float(
         300.0,

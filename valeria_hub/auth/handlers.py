@@ -1,8 +1,8 @@
 """The authenticator's request handlers: login pages that explain a refused or
-unavailable login, the OAuth login and callback, RP-initiated logout, the
-back-channel logout endpoint Keycloak calls when it ends a session, and the API that
-hands out a person's fresh access token (to the jobs service, and to the person's own
-notebook).
+unavailable login, the OAuth login and callback, RP-initiated logout and the page that
+confirms it, the back-channel logout endpoint Keycloak calls when it ends a session,
+and the API that hands out a person's fresh access token (to the jobs service, and to
+the person's own notebook).
 """
 
 from __future__ import annotations
@@ -32,6 +32,11 @@ if TYPE_CHECKING:
     from .authenticator import KeycloakAuthenticator
 
 PROBLEM_ATTR = "_valeria_auth_problem"
+
+# Set by the logout: the hub's login page, where the person comes back (from Keycloak's
+# logout too), then says once that they are logged out instead of showing the login form.
+LOGGED_OUT_COOKIE = "valeria-logged-out"
+LOGGED_OUT_MAX_AGE = 600
 
 UNAVAILABLE_MESSAGE = (
     "The login service (Keycloak) cannot be reached right now, so your sign-in cannot be "
@@ -161,7 +166,20 @@ class KeycloakPageLoginHandler(ScrubbedLog, LoginHandler):
         problem: AuthProblem | None = getattr(self, PROBLEM_ATTR, None)
         if problem is not None and self.current_user is None:
             raise problem
+        if self.get_cookie(LOGGED_OUT_COOKIE) is not None:
+            self.clear_cookie(LOGGED_OUT_COOKIE, path=self.hub.base_url)
+            if self.current_user is None:
+                await self.render_logged_out()
+                return
         await super().get()
+
+    async def render_logged_out(self) -> None:
+        """The logout's confirmation (logout.html), with a link to log in again."""
+        html = await self.render_template(
+            "logout.html", login_again_url=self.authenticator.login_url(self.hub.base_url)
+        )
+        self.set_header("Cache-Control", "no-store")
+        self.finish(html)
 
 
 class KeycloakLoginHandler(ScrubbedLog, OAuthLoginHandler):
@@ -234,7 +252,20 @@ class KeycloakLogoutHandler(ScrubbedLog, OAuthLogoutHandler):
 
     async def render_logout_page(self) -> None:
         authenticator: KeycloakAuthenticator = self.authenticator
-        if authenticator.logout_redirect_url or not authenticator.end_keycloak_session:
+        if authenticator.logout_redirect_url:  # the operator's own page
+            await super().render_logout_page()
+            return
+        # the login page, where the person lands next, confirms the logout; a cookie and
+        # not a URL of its own, so Keycloak's post-logout redirect URIs stay as they are
+        self._set_cookie(
+            LOGGED_OUT_COOKIE,
+            "1",
+            encrypted=False,
+            path=self.hub.base_url,
+            max_age=LOGGED_OUT_MAX_AGE,
+            samesite="Lax",  # sent on the top-level redirect back from Keycloak
+        )
+        if not authenticator.end_keycloak_session:
             await super().render_logout_page()
             return
         target = authenticator.post_logout_url(self)

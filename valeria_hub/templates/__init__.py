@@ -1,4 +1,5 @@
-"""Page templates: the hub's login, spawn-failure and flavour form pages.
+"""Page templates: the frame of every hub page (the platform's name), the login and
+logout pages, the refusal and error pages, and the flavour form.
 
 They ship inside the package so a deployment that installs the wheel has them;
 ``TEMPLATES_DIR`` goes into ``c.JupyterHub.template_paths``.
