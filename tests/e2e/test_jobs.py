@@ -421,6 +421,11 @@ def test_lists_come_from_memory_kept_current_by_a_watch(stack, tokens):
         )
         kube.call(kube.store.delete, "batch/v1/jobs", namespace, name)
         eventually(c, lambda items: name not in items, "a deleted job stayed in the list")
+        # deleted through the service: gone from the very next list
+        other = c.post("jobs/", json=job_body("true")).json()["metadata"]["name"]
+        assert other in listed(c)
+        assert c.delete(f"jobs/{other}").status_code == 200
+        assert other not in listed(c)
 
 
 def test_kubernetes_down_is_503_with_a_message(stack, tokens):

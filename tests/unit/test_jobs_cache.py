@@ -15,11 +15,12 @@ from valeria_hub.jobs.cache import WorkloadCache, list_body
 from valeria_hub.jobs.kube import KubeError
 
 
-def raw_job(name: str, rv: int, **labels: str) -> dict[str, Any]:
+def raw_job(name: str, rv: int, uid: str = "", **labels: str) -> dict[str, Any]:
+    meta = {"name": name, "namespace": "ns", "resourceVersion": str(rv), "labels": labels}
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
-        "metadata": {"name": name, "namespace": "ns", "resourceVersion": str(rv), "labels": labels},
+        "metadata": {**meta, "uid": uid or f"uid-{name}"},
         "spec": {"template": {"spec": {"containers": []}}},
     }
 
@@ -182,3 +183,23 @@ def test_list_cache_views_refuses_negative(bad):
 
     with pytest.raises(TraitError, match="list_cache_views"):
         JobsServiceApp(list_cache_views=bad)
+
+
+async def test_a_deletion_leaves_the_view_at_once_and_late_events_do_not_bring_it_back():
+    kube = Kube([shaped("a", 1), shaped("b", 2)])
+    cache = WorkloadCache(kube)  # type: ignore[arg-type]
+    await names(cache)
+    cache.forget("Job", "ns", "o=a", "a", "uid-a")
+    assert await names(cache) == ["b"]
+    # a status change made before the delete arrives late: still gone
+    kube.events.put_nowait({"type": "MODIFIED", "object": raw_job("a", 3)})
+    await settle()
+    assert await names(cache) == ["b"]
+    kube.events.put_nowait({"type": "DELETED", "object": raw_job("a", 4)})
+    # a new job of the same name (another uid) shows as usual
+    kube.events.put_nowait({"type": "ADDED", "object": raw_job("a", 5, uid="uid-new")})
+    await settle()
+    assert await names(cache) == ["a", "b"]
+    [view] = cache._views.values()
+    assert view.gone == {}
+    await cache.close()

@@ -52,6 +52,9 @@ class View:
     namespace: str
     selector: str
     items: dict[str, tuple[dict[str, Any], bytes]] = field(default_factory=dict)
+    # name -> uid of objects deleted through the service whose DELETED event is still on
+    # its way: a late event about them must not bring them back
+    gone: dict[str, str] = field(default_factory=dict)
     metadata: dict[str, Any] = field(default_factory=dict)
     resource_version: str = ""
     used: float = 0.0
@@ -98,9 +101,25 @@ class WorkloadCache:
 
     def note(self, kind: str, namespace: str, selector: str, item: dict[str, Any]) -> None:
         """A just-made object (to_dict() shape) into its view, if there is one."""
-        view = self._views.get((kind, namespace, selector))
-        if view is not None and view.ready is not None and view.ready.done():
+        view = self._live(kind, namespace, selector)
+        if view is not None:
+            view.gone.pop(item["metadata"]["name"], None)
             view.put(item)
+
+    def forget(self, kind: str, namespace: str, selector: str, name: str, uid: str) -> None:
+        """An object just deleted through the service out of its view at once, so a list
+        right after the delete does not show it (whatever the watch's delay)."""
+        view = self._live(kind, namespace, selector)
+        if view is not None:
+            view.items.pop(name, None)
+            if uid:
+                view.gone[name] = uid
+
+    def _live(self, kind: str, namespace: str, selector: str) -> View | None:
+        view = self._views.get((kind, namespace, selector))
+        if view is None or view.ready is None or not view.ready.done():
+            return None
+        return None if view.ready.exception() is not None else view
 
     async def close(self) -> None:
         views = list(self._views.values())
@@ -167,12 +186,16 @@ class WorkloadCache:
                 if kind == "BOOKMARK":
                     view.resource_version = rv or view.resource_version
                     continue
-                name = (obj.get("metadata") or {}).get("name")
+                meta = obj.get("metadata") or {}
+                name = meta.get("name")
                 if not name:
                     continue
+                deleted = view.gone.get(name)
                 if kind == "DELETED":
                     view.items.pop(name, None)
-                elif kind in ("ADDED", "MODIFIED"):
+                    if deleted == meta.get("uid"):
+                        view.gone.pop(name, None)
+                elif kind in ("ADDED", "MODIFIED") and deleted != meta.get("uid"):
                     view.put(client_shape(obj, type_name))
                 view.resource_version = rv or view.resource_version
         finally:

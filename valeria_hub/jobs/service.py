@@ -514,6 +514,9 @@ async def delete_owned(ctx: Context, user: HubUser, kind: str, name: str) -> dic
         if e.status == 404:
             raise not_found(kind, name) from None
         raise kube_failure(e, f"could not delete the {kind}") from None
+    if ctx.cache is not None:  # a list right after this does not show it
+        meta = obj["metadata"]
+        ctx.cache.forget(kind, meta["namespace"], ctx.selector(user), name, meta.get("uid") or "")
     log.info("%s %s deleted by %s", kind, name, user.name)
     return status
 
