@@ -198,10 +198,10 @@ def test_refusals_are_one_line_errors_naming_the_problem(configured, stack, tmp_
     stack.kube.call(
         stack.kube.faults.inject, f"/apis/batch/v1/namespaces/{namespace}/jobs", status=500, times=1
     )
-    code, out, err = cli("list")
+    code, out, err = cli("show", "some-job")  # lists come from the service's memory
     assert code == 1
     assert err == (
-        "error: the service is unavailable: could not list Jobs: "
+        "error: the service is unavailable: could not read the Job: "
         "the cluster answered 500 (Internal Server Error)\n"
     )
     # usage errors never reach the service

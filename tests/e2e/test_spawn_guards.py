@@ -10,6 +10,7 @@ the realm role hub-admin.
 from __future__ import annotations
 
 import html
+import json
 import os
 import re
 import shutil
@@ -102,8 +103,22 @@ def failed_spawn(client, hub, user: str) -> str:
     if resp.status_code != 200:
         assert resp.status_code == 503, resp.text[:500]
         return html.unescape(resp.text)
-    events = progress_events(client, hub, user, timeout=100)
-    assert events[-1].get("failed"), [e.get("message") for e in events]
+    url = f"{hub.public_url}/hub/api/users/{user}/server/progress"
+    headers = {"Accept": "text/event-stream", "Referer": f"{hub.public_url}/hub/"}
+    events = []
+    with client.stream("GET", url, headers=headers, timeout=100) as stream:
+        if stream.status_code == 400:
+            # it failed between the spawn's answer and this request (a loaded machine):
+            # the page the person is sent to then says why
+            page = client.get(f"{hub.public_url}/hub/spawn-pending/{user}", timeout=30)
+            return html.unescape(page.text)
+        assert stream.status_code == 200, stream.read()[:300]
+        for line in stream.iter_lines():
+            if line.startswith("data:"):
+                events.append(json.loads(line[5:]))
+                if events[-1].get("ready") or events[-1].get("failed"):
+                    break
+    assert events and events[-1].get("failed"), [e.get("message") for e in events]
     return events[-1]["message"]
 
 
