@@ -146,9 +146,31 @@ class HubProcess:
                 os.killpg(proc.pid, signal.SIGKILL)
             with contextlib.suppress(Exception):
                 proc.wait(5)
+            self._stop_left_proxy()
         if self._log is not None:
             self._log.close()
             self._log = None
+
+    def _stop_left_proxy(self) -> None:
+        """JupyterHub starts its proxy in a session of its own: a hub that did not stop it
+        in time (a loaded machine) leaves it holding the proxy's ports with its old token,
+        and a hub started next on them gets 403 from it. Its pid file names it."""
+        pid_file = self.workdir / "jupyterhub-proxy.pid"
+        try:
+            pid = int(pid_file.read_text().strip())
+            cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
+        except (OSError, ValueError):
+            return
+        if b"configurable-http-proxy" not in cmdline:
+            return
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+        for _ in range(50):  # gone, so its ports are free again
+            if not Path(f"/proc/{pid}").exists():
+                break
+            time.sleep(0.1)
+        with contextlib.suppress(OSError):
+            pid_file.unlink()
 
     async def astop(self, timeout: float = 15) -> None:
         await asyncio.to_thread(self.stop, timeout)
