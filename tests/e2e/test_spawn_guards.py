@@ -110,8 +110,12 @@ def failed_spawn(client, hub, user: str) -> str:
         if stream.status_code == 400:
             # it failed between the spawn's answer and this request (a loaded machine):
             # the page the person is sent to then says why
-            page = client.get(f"{hub.public_url}/hub/spawn-pending/{user}", timeout=30)
-            return html.unescape(page.text)
+            deadline = time.monotonic() + 60
+            while True:  # until the page stops reloading itself: the failure is known
+                page = client.get(f"{hub.public_url}/hub/spawn-pending/{user}", timeout=30)
+                if "window.location.reload" not in page.text or time.monotonic() > deadline:
+                    return html.unescape(page.text)
+                time.sleep(0.5)
         assert stream.status_code == 200, stream.read()[:300]
         for line in stream.iter_lines():
             if line.startswith("data:"):
