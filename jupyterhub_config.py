@@ -12,7 +12,7 @@ from jupyterhub.roles import get_default_roles
 
 from valeria_hub.auth.notebook_token import CUSTOM_SCOPES, with_keycloak_token_scope
 from valeria_hub.envconfig import ConfigError, read_settings
-from valeria_hub.jobs.hub_service import service_definition, service_roles
+from valeria_hub.jobs.hub_service import SERVICE_NAME, service_definition, service_roles
 from valeria_hub.templates import FORM_DIR, TEMPLATES_DIR
 
 c = get_config()  # noqa: F821 - provided by JupyterHub
@@ -113,6 +113,9 @@ try:
 except ValueError as e:  # a setting said twice, or one JSON cannot carry
     print(f"jupyterhub_config.py: {e}", file=sys.stderr)
     sys.exit(2)
+# The service keeps a person's confirmed login (access token, Vault profile) in memory for
+# a few seconds between submissions: the hub tells it at once when that login ends.
+c.KeycloakAuthenticator.login_end_services = [SERVICE_NAME]
 
 # A person's notebook may fetch that person's own Keycloak access token, kept fresh by the
 # hub (`valeria-hub token`, e.g. to log in to Vault): a custom scope that every user holds

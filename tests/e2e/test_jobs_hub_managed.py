@@ -195,6 +195,67 @@ def test_logout_ends_the_jobs_page_session_at_once(env):
         assert after.status_code == 401, after.text[:200]
 
 
+def test_a_logout_reaches_the_service_at_once(env):
+    """The service reuses the hub's answer about a login for login_recheck_seconds
+    (30 s) between submissions; the hub tells it when the login ends, so a submission a
+    moment after the logout is refused and makes nothing. Nobody but the hub can send
+    that message."""
+    _, hub = env
+    client = browser(hub, "alice")
+    with contextlib.closing(client):
+        token = own_token(client, hub.public_url, "alice")
+        with httpx.Client(
+            base_url=f"{hub.public_url}/services/jobs/",
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        ) as api:
+            assert api.post("jobs/", json=small_job("before-logout")).status_code == 201
+            assert api.post("jobs/", json=small_job("still-in")).status_code == 201
+            for headers in ({}, {"Authorization": f"token {token}"}):  # not the hub
+                forged = httpx.post(
+                    f"{hub.public_url}/services/jobs/hub-events/login-ended",
+                    json={"name": "alice"},
+                    headers=headers,
+                    timeout=10,
+                )
+                assert forged.status_code == 403, forged.text[:200]
+            assert api.post("jobs/", json=small_job("after-forgery")).status_code == 201
+            client.get(f"{hub.public_url}/hub/logout")
+            after = api.post("jobs/", json=small_job("after-logout"))
+            assert after.status_code == 401, after.text[:300]
+            assert "log in" in after.json()["detail"].lower()
+            assert api.get("jobs/after-logout").status_code == 404
+            for name in ("before-logout", "still-in", "after-forgery"):
+                assert api.delete(f"jobs/{name}").status_code == 200
+
+
+def test_a_back_channel_logout_reaches_the_service_at_once(env):
+    """Keycloak ends bob's session (an administrator, or bob elsewhere): its back-channel
+    logout reaches the hub, which tells the service; bob's next submission is refused."""
+    stack, hub = env
+    kc = stack.keycloak
+    before = kc.call(lambda: kc.realm.clients["jupyterhub"].backchannel_logout_url)
+    url = f"{hub.public_url}/hub/backchannel-logout"
+    kc.call(kc.update_client, "jupyterhub", backchannel_logout_url=url)
+    try:
+        with contextlib.closing(browser(hub, "bob")) as client:
+            token = own_token(client, hub.public_url, "bob")
+        with httpx.Client(
+            base_url=f"{hub.public_url}/services/jobs/",
+            headers={"Authorization": f"token {token}"},
+            timeout=30,
+        ) as api:
+            assert api.post("jobs/", json=small_job("bob-before")).status_code == 201
+            assert kc.call(kc.end_user_sessions, "bob") >= 1
+            delivery = kc.call(lambda: kc.backchannel_log[-1])
+            assert delivery.get("status") == 200, delivery
+            after = api.post("jobs/", json=small_job("bob-after"))
+            assert after.status_code == 401, after.text[:300]
+            assert api.delete("jobs/bob-before").status_code == 200
+    finally:
+        kc.call(kc.update_client, "jupyterhub", backchannel_logout_url=before)
+
+
 def test_a_token_in_its_last_seconds_is_refreshed_by_the_hub_not_refused(env):
     """A submission never gets a spurious "log in again" while the person's Keycloak
     session is alive: the service has the hub refresh a token close to expiry first."""

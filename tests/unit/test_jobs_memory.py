@@ -1,6 +1,7 @@
-"""What the jobs service keeps in memory between submissions: a person's Vault profile
-(for ``vault_profile_ttl``, dropped when their login is found ended) and the per-user
-namespaces it set up (shared by concurrent first submissions).
+"""What the jobs service keeps in memory between submissions: the hub's answer about a
+person's login (for ``login_recheck_seconds``, dropped when the hub says it ended), their
+Vault profile (for ``vault_profile_ttl``, dropped when their login is found ended) and the
+per-user namespaces it set up (shared by concurrent first submissions).
 
 The hub, Vault and Kubernetes are small fakes here: these are the service's own
 bookkeeping decisions; the HTTP paths are covered in tests/e2e/test_jobs.py.
@@ -28,13 +29,16 @@ class Hub:
 
     def __init__(self) -> None:
         self.ended = False
+        self.asked = 0
+        self.expires_at = 4e9
 
     async def user_model(self, name: str) -> dict[str, Any]:
+        self.asked += 1
         if self.ended:
             return {"name": name, "auth_state": {"ended_at": 1.0}}
         return {
             "name": name,
-            "auth_state": {"access_token": "at", "access_token_expires_at": 4e9},
+            "auth_state": {"access_token": "at", "access_token_expires_at": self.expires_at},
         }
 
     async def fresh_tokens(self, name: str, minimum: float) -> None:
@@ -68,7 +72,7 @@ async def submit_profile(ctx: Context) -> UserProfile:
 
 
 async def test_a_profile_is_read_once_within_the_ttl_and_dropped_when_the_login_ends():
-    ctx, hub, vault = context()
+    ctx, hub, vault = context(login_recheck_seconds=0)
     assert await submit_profile(ctx) is PROFILE
     assert await submit_profile(ctx) is PROFILE
     assert vault.reads == 1
@@ -80,6 +84,51 @@ async def test_a_profile_is_read_once_within_the_ttl_and_dropped_when_the_login_
     hub.ended = False
     await submit_profile(ctx)
     assert vault.reads == 2
+
+
+async def test_the_hubs_answer_serves_the_next_submissions_until_the_hub_says_it_ended():
+    ctx, hub, vault = context()
+    for _ in range(3):
+        assert await submit_profile(ctx) is PROFILE
+    assert hub.asked == 1 and vault.reads == 1
+    service.forget_login(ctx, "alice")  # what the hub's login-ended message does
+    assert ctx.logins == {} and ctx.profiles == {}
+    hub.ended = True
+    with pytest.raises(ServiceError) as e:
+        await submit_profile(ctx)
+    assert e.value.status == 401 and hub.asked == 2
+
+
+async def test_a_kept_login_is_asked_for_again_after_the_recheck_interval():
+    ctx, hub, _ = context(login_recheck_seconds=0.05)
+    await submit_profile(ctx)
+    await asyncio.sleep(0.1)
+    hub.ended = True  # an ending the hub could not tell: noticed at the recheck
+    with pytest.raises(ServiceError) as e:
+        await submit_profile(ctx)
+    assert e.value.status == 401 and ctx.logins == {} and ctx.profiles == {}
+
+
+async def test_a_kept_token_too_close_to_expiry_is_asked_for_again():
+    import time
+
+    ctx, hub, _ = context()
+    hub.expires_at = time.time() + 40  # valid for token_min_validity (30 s) more: kept
+    await service.user_access_token(ctx, ALICE)
+    await service.user_access_token(ctx, ALICE)
+    assert hub.asked == 1
+    ctx.logins["alice"][1]["access_token_expires_at"] = time.time() + 10
+    hub.expires_at = time.time() + 300
+    await service.user_access_token(ctx, ALICE)
+    assert hub.asked == 2
+    assert ctx.logins["alice"][1]["access_token_expires_at"] == hub.expires_at
+
+
+async def test_recheck_zero_asks_the_hub_every_time():
+    ctx, hub, _ = context(login_recheck_seconds=0)
+    for _ in range(3):
+        await service.user_access_token(ctx, ALICE)
+    assert hub.asked == 3 and ctx.logins == {}
 
 
 async def test_an_expired_profile_is_read_again_and_a_failed_read_keeps_nothing():
@@ -100,12 +149,13 @@ async def test_ttl_zero_reads_vault_every_time():
     assert vault.reads == 3 and ctx.profiles == {}
 
 
+@pytest.mark.parametrize("trait", ["vault_profile_ttl", "login_recheck_seconds"])
 @pytest.mark.parametrize("bad", [-1, float("nan"), float("inf")])
-def test_vault_profile_ttl_refuses_what_is_not_seconds(bad):
+def test_memory_durations_refuse_what_is_not_seconds(trait, bad):
     from traitlets import TraitError
 
-    with pytest.raises(TraitError, match="vault_profile_ttl"):
-        JobsServiceApp(vault_profile_ttl=bad)
+    with pytest.raises(TraitError, match=trait):
+        JobsServiceApp(**{trait: bad})
 
 
 async def test_concurrent_first_submissions_share_one_namespace_set_up(monkeypatch):
@@ -141,4 +191,6 @@ async def test_a_failed_namespace_set_up_is_not_taken_as_ready(monkeypatch):
 def test_the_memory_is_not_part_of_the_context_repr():
     ctx, _, _ = context()
     ctx.profiles["alice"] = (0.0, PROFILE)
+    ctx.logins["alice"] = (0.0, {"access_token": "eyJ-alice-token"})
     assert "alice-secret" not in repr(ctx) and "alice-secret" not in repr(ctx.profiles)
+    assert "eyJ-alice-token" not in repr(ctx)

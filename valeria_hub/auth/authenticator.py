@@ -20,11 +20,12 @@ from jupyterhub.crypto import CryptKeeper
 from jupyterhub.utils import new_token
 from oauthenticator.generic import GenericOAuthenticator
 from tornado import web
-from traitlets import Bool, Callable, Float, Set, Unicode, Union, default, validate
+from traitlets import Bool, Callable, Float, List, Set, Unicode, Union, default, validate
 
 from ..metrics import TOKEN_REFRESH
 from . import handlers
 from .access import Access, AccessRules, decide
+from .login_events import tell_login_ended
 from .oidc import (
     KeycloakUnavailable,
     KeyedLocks,
@@ -191,6 +192,16 @@ class KeycloakAuthenticator(GenericOAuthenticator):
         False,
         config=True,
         help="On a back-channel logout from Keycloak, also stop the user's servers.",
+    )
+    login_end_services = List(
+        Unicode(),
+        config=True,
+        help="""Names of the hub's services told at once when a person's hub login ends
+        (logout, back-channel logout), so that what they keep of the login in memory
+        goes: POST {url}{prefix}hub-events/login-ended with the person's name, authorized
+        with the service's own API token. jupyterhub_config.py names the jobs service.
+        A service that does not answer within http_timeout is logged; the logout
+        proceeds.""",
     )
     backchannel_logout_path = Unicode(
         "/backchannel-logout",
@@ -526,6 +537,18 @@ class KeycloakAuthenticator(GenericOAuthenticator):
         return handlers.local_path(handler.get_argument("next", None)) or handler.request.uri
 
     # -- logout -----------------------------------------------------------------------
+    async def tell_services(self, handler: Any, usernames: list[str]) -> None:
+        """Tell ``login_end_services`` that these people's logins ended."""
+        if not self.login_end_services or not usernames:
+            return
+        await tell_login_ended(
+            handler.services,
+            self.login_end_services,
+            usernames,
+            timeout=self.http_timeout,
+            log=self.log,
+        )
+
     async def forget_tokens(self, user: Any) -> str | None:
         """Drop a user's tokens at logout; return the ID token for the logout hint.
 

@@ -248,6 +248,7 @@ class KeycloakLogoutHandler(ScrubbedLog, OAuthLogoutHandler):
         if user:
             authenticator: KeycloakAuthenticator = self.authenticator
             self._id_token = await authenticator.forget_tokens(user)
+            await authenticator.tell_services(self, [user.name])
         await super().default_handle_logout()
 
     async def render_logout_page(self) -> None:
@@ -325,6 +326,7 @@ class BackchannelLogoutHandler(ScrubbedLog, BaseHandler):
             self._answer(503, {"error": "temporarily_unavailable", "error_description": str(e)})
             return
         ended = await authenticator.end_sessions(self, claims)
+        await authenticator.tell_services(self, ended)
         self.log.info(
             "Back-channel logout ended the hub session of %s", ", ".join(ended) or "nobody"
         )

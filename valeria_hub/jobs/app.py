@@ -34,7 +34,7 @@ from .hubauth import (
 from .hubclient import HubAPI
 from .kube import Kube, KubeError
 from .models import ServiceInfo, UserOut
-from .routers import cronjobs, jobs, logs, pods, profiles, ui
+from .routers import cronjobs, hub_events, jobs, logs, pods, profiles, ui
 from .service import Context, ServiceError
 from .settings import JobsSettings
 
@@ -168,5 +168,6 @@ def create_app(
     app.include_router(jobs.router, prefix=base)
     app.include_router(cronjobs.router, prefix=base)
     app.include_router(pods.router, prefix=base)
+    app.include_router(hub_events.router, prefix=base)
     app.include_router(profiles.make_router(settings.public_profiles), prefix=base)
     return app

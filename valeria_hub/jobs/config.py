@@ -151,6 +151,16 @@ class JobsServiceApp(Application):
         "process's memory (never on disk, never logged) for their next submissions; "
         "dropped as soon as their login is found ended. 0: read Vault at every submission.",
     )
+    login_recheck_seconds = Float(
+        30.0,
+        config=True,
+        help="Seconds the hub's answer about a person's login (their current Keycloak "
+        "access token) serves their next submissions without asking the hub again; the "
+        "token must still be valid for token_min_validity. The hub tells the service at "
+        "once when a login ends (logout, back-channel logout), which drops it and the "
+        "Vault profile; this bounds how long an ending it could not tell goes unnoticed "
+        "(as the token-owner cache bounds a deleted hub token). 0: ask at every submission.",
+    )
     public_profiles = Bool(
         False,
         config=True,
@@ -451,10 +461,11 @@ class JobsServiceApp(Application):
             raise TraitError("list_cache_views must be 0 (no cache) or more")
         return proposal["value"]
 
-    @validate("vault_profile_ttl")
+    @validate("vault_profile_ttl", "login_recheck_seconds")
     def _v_profile_ttl(self, proposal: dict[str, Any]) -> float:
         if not 0 <= proposal["value"] < float("inf"):  # NaN too
-            raise TraitError("vault_profile_ttl must be a finite number of seconds, 0 or more")
+            name = proposal["trait"].name
+            raise TraitError(f"{name} must be a finite number of seconds, 0 or more")
         return proposal["value"]
 
     @validate("egress_allow_cidrs", "egress_deny_cidrs")
@@ -547,6 +558,7 @@ class JobsServiceApp(Application):
             user_cache_size=self.user_cache_size,
             token_min_validity=self.token_min_validity,
             vault_profile_ttl=self.vault_profile_ttl,
+            login_recheck_seconds=self.login_recheck_seconds,
             list_cache_views=self.list_cache_views,
             platform_name=self.platform_name.strip() or HubSettings.platform_name,
             public_profiles=self.public_profiles,

@@ -7,6 +7,7 @@ Every call has a timeout; a hub that does not answer usefully is :class:`HubUnav
 from __future__ import annotations
 
 import hashlib
+import hmac
 import time
 import urllib.parse
 from collections import OrderedDict
@@ -85,6 +86,11 @@ class HubAPI:
 
     async def aclose(self) -> None:
         await self._client.aclose()
+
+    def is_own_token(self, token: str) -> bool:
+        """Whether ``token`` is the service's own hub token (what only the hub, which
+        made it, and the service know): the hub's own messages carry it."""
+        return bool(self._token) and hmac.compare_digest(token.encode(), self._token.encode())
 
     async def _call(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         try:

@@ -112,6 +112,11 @@ class Context:
     )
     # the people's lists, kept by watches (None: every list asks the API server)
     cache: WorkloadCache | None = field(default=None, compare=False, repr=False)
+    # people's logins as the hub last confirmed them: username -> (loop time, the access
+    # token and its expiry); memory only, dropped when the hub says the login ended
+    logins: dict[str, tuple[float, dict[str, Any]]] = field(
+        default_factory=dict, compare=False, repr=False
+    )
     # per-user namespaces this process set up (loop time), and the set-ups under way
     ready: dict[str, float] = field(default_factory=dict, compare=False, repr=False)
     setups: dict[str, asyncio.Future[None]] = field(default_factory=dict, compare=False, repr=False)
@@ -141,22 +146,43 @@ async def user_access_token(ctx: Context, user: HubUser) -> str:
 
     A token closer to expiry is refreshed by the hub first (never a spurious "log in
     again" while the person's Keycloak session is alive); 401 only when the session is
-    over.
+    over. The hub's answer serves the person's next submissions for
+    ``login_recheck_seconds`` (it was a third of a submission's time); the hub tells the
+    service at once when the login ends (:func:`forget_login`).
     """
     minimum = ctx.settings.token_min_validity
-    try:
-        model = await ctx.hub.user_model(user.name)
-        token = tokens.access_token(model.get("auth_state"), min_validity=minimum)
+    now = asyncio.get_running_loop().time()
+    kept = ctx.logins.get(user.name)
+    if kept is not None and now - kept[0] < ctx.settings.login_recheck_seconds:
+        token = tokens.access_token(kept[1], min_validity=minimum)
         if token is not None:
             return token
-        fresh = await ctx.hub.fresh_tokens(user.name, minimum)
+    try:
+        model = await ctx.hub.user_model(user.name)
+        state = model.get("auth_state")
+        token = tokens.access_token(state, min_validity=minimum)
+        if token is None:
+            state = await ctx.hub.fresh_tokens(user.name, minimum)
+            token = tokens.access_token(state, min_validity=minimum) if state else None
     except HubUnavailable as e:
         raise ServiceError(503, f"cannot read your login from the hub: {e}") from None
-    token = tokens.access_token(fresh, min_validity=minimum) if fresh else None
     if token is None:
-        ctx.profiles.pop(user.name, None)  # the login ended: nothing of theirs stays
+        forget_login(ctx, user.name)  # the login ended: nothing of theirs stays
         raise ServiceError(401, LOGIN_AGAIN)
+    if ctx.settings.login_recheck_seconds > 0:
+        recheck = ctx.settings.login_recheck_seconds
+        for name in [n for n, (at, _) in ctx.logins.items() if now - at >= recheck]:
+            del ctx.logins[name]  # the old ones go, so memory follows active people
+        expires = tokens.access_token_expires_at(state)
+        ctx.logins[user.name] = (now, {"access_token": token, "access_token_expires_at": expires})
     return token
+
+
+def forget_login(ctx: Context, username: str) -> None:
+    """Drop what this process keeps about a person's login: the access token the hub
+    gave and the Vault profile read with it (the login ended)."""
+    ctx.logins.pop(username, None)
+    ctx.profiles.pop(username, None)
 
 
 async def storage_profile(ctx: Context, user: HubUser, access: str) -> UserProfile:
@@ -175,7 +201,7 @@ async def storage_profile(ctx: Context, user: HubUser, access: str) -> UserProfi
     try:
         profile, _ = await ctx.vault.fetch_profile(access, user.name)
     except VaultError as e:
-        ctx.profiles.pop(user.name, None)
+        forget_login(ctx, user.name)  # a refused token is asked for again next time
         log.warning("Vault lookup for %s failed: %s", user.name, e.reason)
         answer = refusal(e.reason)
         raise ServiceError(answer.status, answer.message) from None

@@ -66,6 +66,7 @@ class JobsSettings:
     user_cache_size: int = 1000
     token_min_validity: float = 30.0
     vault_profile_ttl: float = 60.0  # a person's Vault profile kept in memory (0: never)
+    login_recheck_seconds: float = 30.0  # the hub's answer about a login reused (0: never)
     list_cache_views: int = 200  # lists kept up to date by watches (0: none)
     platform_name: str = "Valeria data-science platform"  # the jobs page's header
     public_profiles: bool = False
