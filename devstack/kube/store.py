@@ -252,13 +252,14 @@ class Store:
         """Events after ``rv`` for a resource; Gone when ``rv`` is older than the log."""
         if rv < self.oldest_rv():
             raise Gone(f"too old resource version: {rv} ({self.oldest_rv() + 1})")
-        return [
-            e
-            for e in self._log
-            if e.rv > rv
-            and e.resource == resource
-            and (namespace is None or e.namespace == namespace)
-        ]
+        newer = []
+        for e in reversed(self._log):  # in rv order: a watcher that keeps up reads the tail
+            if e.rv <= rv:
+                break
+            if e.resource == resource and (namespace is None or e.namespace == namespace):
+                newer.append(e)
+        newer.reverse()
+        return newer
 
     async def watch(
         self, resource: str, namespace: str | None, since_rv: int

@@ -780,3 +780,26 @@ def test_minimum_requests_and_one_run_at_a_time(stack, tokens):
         )
         resources = made["spec"]["template"]["spec"]["containers"][0]["resources"]
         assert resources["requests"] == {"cpu": "100m", "memory": "1Gi"}  # memory: the limit
+
+
+def test_a_list_comes_deflated_to_clients_that_accept_it_and_plain_to_others(stack, tokens):
+    """The list's bytes on the wire: deflated (each item compressed once) when the
+    client accepts deflate, as requests and httpx do; plain otherwise. Both decode to
+    the same list, and the owner check applies to both."""
+    with client(stack, tokens["alice"]) as alice, client(stack, tokens["bob"]) as bob:
+        names = [
+            alice.post("jobs/", json=job_body("true")).json()["metadata"]["name"]
+            for _ in range(3)
+        ]
+        deflated = alice.get("jobs/", headers={"Accept-Encoding": "gzip, deflate"})
+        plain = alice.get("jobs/", headers={"Accept-Encoding": "identity"})
+        assert deflated.headers["content-encoding"] == "deflate"
+        assert "content-encoding" not in plain.headers
+        assert deflated.headers["vary"] == plain.headers["vary"] == "Accept-Encoding"
+        assert int(deflated.headers["content-length"]) < len(plain.content) / 2
+        assert deflated.json() == plain.json()  # httpx decoded it
+        assert set(names) <= {i["metadata"]["name"] for i in plain.json()["items"]}
+        theirs = bob.get("jobs/", headers={"Accept-Encoding": "deflate"}).json()["items"]
+        assert not set(names) & {i["metadata"]["name"] for i in theirs}
+        for name in names:
+            assert alice.delete(f"jobs/{name}").status_code == 200

@@ -11,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from valeria_hub.jobs.cache import WorkloadCache, list_body
+from valeria_hub.jobs.cache import WorkloadCache
 from valeria_hub.jobs.kube import KubeError
+from valeria_hub.jobs.listbody import list_body
 
 
 def raw_job(name: str, rv: int, uid: str = "", **labels: str) -> dict[str, Any]:
@@ -99,7 +100,7 @@ async def test_one_list_for_concurrent_first_uses_then_watch_events():
     assert meta["resource_version"] == "15"
     # each item is kept with its JSON, encoded once, in the to_dict() shape
     item, data = items[1]
-    assert json.loads(data) == item and item["metadata"]["resource_version"] == "11"
+    assert json.loads(data.raw) == item and item["metadata"]["resource_version"] == "11"
     await cache.close()
 
 
@@ -173,6 +174,30 @@ def test_list_body_is_the_to_dict_list_shape():
         "items": [{"a": 1}, {"b": 2}],
     }
     assert json.loads(list_body("CronJob", {}, []))["items"] == []
+
+
+def test_owner_is_owned_by_for_many_objects():
+    from valeria_hub.jobs.labels import OWNER_LABEL, USERNAME_ANNOTATION, Owner, owned_by
+    from valeria_hub.jobs.naming import owner_label
+
+    def meta(ns, label, name):
+        labels = {OWNER_LABEL: label} if label else None
+        return {"namespace": ns, "labels": labels, "annotations": {USERNAME_ANNOTATION: name}}
+
+    owner = Owner("alice", "ns")
+    cases = [
+        meta("ns", owner_label("alice"), "alice"),
+        meta("other", owner_label("alice"), "alice"),
+        meta("ns", owner_label("bob"), "alice"),
+        meta("ns", owner_label("alice"), "bob"),
+        meta("ns", None, "alice"),
+        {"namespace": "ns"},
+    ]
+    assert (
+        [owner.owns({"metadata": m}) for m in cases]
+        == [owned_by(m, "alice", "ns") for m in cases]
+        == [True, False, False, False, False, False]
+    )
 
 
 @pytest.mark.parametrize("bad", [-1])

@@ -21,6 +21,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from ..vault import VaultIdentity
+from .body_limit import BodyLimit
 from .cache import WorkloadCache
 from .dependencies import Ctx
 from .hubauth import (
@@ -39,8 +40,6 @@ from .service import Context, ServiceError
 from .settings import JobsSettings
 
 log = logging.getLogger("valeria_hub.jobs")
-# oversized bodies up to this size are drained before the 413, larger ones cut off
-DRAIN_LIMIT = 64 * 1024 * 1024
 
 
 def _version() -> str:
@@ -86,32 +85,8 @@ def create_app(
         docs_url=None,
         redoc_url=None,
     )
-    limit = settings.body_limit
 
-    @app.middleware("http")
-    async def _body_limit(request: Request, call_next: Any) -> Response:
-        """Refuse oversized bodies before reading them; chunked bodies need a length."""
-        if request.method in ("POST", "PUT", "PATCH"):
-            length = request.headers.get("content-length")
-            if length is None:
-                if request.headers.get("transfer-encoding"):
-                    return JSONResponse(
-                        {"detail": "send the body with a Content-Length"}, status_code=411
-                    )
-            elif not length.isdigit() or int(length) > limit:
-                if length.isdigit() and int(length) <= DRAIN_LIMIT:
-                    # read and drop it (constant memory) so the client gets the answer
-                    # rather than a reset connection
-                    async for _ in request.stream():
-                        pass
-                return JSONResponse(
-                    {
-                        "detail": f"the request body is larger than {limit} bytes "
-                        f"(code uploads may be {settings.code_max_bytes} bytes once decoded)"
-                    },
-                    status_code=413,
-                )
-        return await call_next(request)
+    app.add_middleware(BodyLimit, limit=settings.body_limit, code_max_bytes=settings.code_max_bytes)
 
     @app.exception_handler(RequestValidationError)
     async def _invalid_body(request: Request, exc: RequestValidationError) -> JSONResponse:

@@ -4,7 +4,8 @@ Listing 2,000 jobs through the API server and reshaping them took over a second 
 request, and a list of one person's jobs in the shared namespace slowed down with every
 other person's. A *view* is one (kind, namespace, owner selector): the first list makes
 it (a LIST, then a WATCH from its resourceVersion, on a connection pool of its own), and
-later lists are answered from memory, each item already encoded as JSON once.
+later lists are answered from memory, each item already encoded as JSON once
+(:mod:`.listbody`).
 
 Bounded: at most ``max_views`` views (a list beyond that goes to the API server as
 before); a view nobody listed for ``idle_seconds`` stops its watch and goes. A watch that
@@ -17,31 +18,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from dataclasses import dataclass, field
 from typing import Any
 
 from .kube import Kube, KubeError
+from .listbody import Piece
 from .shapes import client_shape
 
 log = logging.getLogger("valeria_hub.jobs")
 
 TYPE_NAMES = {"Job": "V1Job", "CronJob": "V1CronJob"}
 WATCH_SECONDS = 240  # the API server ends a watch after this; it is made again at once
-
-
-def encode(item: dict[str, Any]) -> bytes:
-    """One item as compact JSON, done once when the item arrives."""
-    return json.dumps(item, separators=(",", ":")).encode()
-
-
-def list_body(kind: str, metadata: dict[str, Any], encoded: list[bytes]) -> bytes:
-    """A JobList or CronJobList (the to_dict() shape kbatch reads) from encoded items.
-    Pure."""
-    head = {"api_version": "batch/v1", "kind": f"{kind}List", "metadata": metadata}
-    prefix = json.dumps(head, separators=(",", ":"))[:-1].encode()
-    return prefix + b',"items":[' + b",".join(encoded) + b"]}"
 
 
 @dataclass
@@ -51,7 +39,7 @@ class View:
     kind: str
     namespace: str
     selector: str
-    items: dict[str, tuple[dict[str, Any], bytes]] = field(default_factory=dict)
+    items: dict[str, tuple[dict[str, Any], Piece]] = field(default_factory=dict)
     # name -> uid of objects deleted through the service whose DELETED event is still on
     # its way: a late event about them must not bring them back
     gone: dict[str, str] = field(default_factory=dict)
@@ -62,9 +50,9 @@ class View:
     task: asyncio.Task[None] | None = None
 
     def put(self, item: dict[str, Any]) -> None:
-        self.items[item["metadata"]["name"]] = (item, encode(item))
+        self.items[item["metadata"]["name"]] = (item, Piece.of(item))
 
-    def sorted_items(self) -> list[tuple[dict[str, Any], bytes]]:
+    def sorted_items(self) -> list[tuple[dict[str, Any], Piece]]:
         return [self.items[name] for name in sorted(self.items)]
 
 
@@ -79,7 +67,7 @@ class WorkloadCache:
 
     async def items(
         self, kind: str, namespace: str, selector: str
-    ) -> tuple[dict[str, Any], list[tuple[dict[str, Any], bytes]]] | None:
+    ) -> tuple[dict[str, Any], list[tuple[dict[str, Any], Piece]]] | None:
         """(list metadata, [(item, its JSON)] by name), or None when no view can be kept
         (the caller lists through the API server). KubeError as a LIST gives it."""
         if self.max_views <= 0:

@@ -27,11 +27,12 @@ from ..restrictions import Membership
 from ..storage import owner_reference
 from ..vault import UserProfile, VaultError, VaultIdentity, refusal
 from . import isolation
-from .cache import WorkloadCache, encode, list_body
+from .cache import WorkloadCache
 from .ceilings import CeilingExceeded, check_ceilings, demand, missing_limits, usage
 from .hubclient import HubAPI, HubUnavailable, HubUser
 from .kube import Kube, KubeError
-from .labels import OWNER_LABEL, owned_by
+from .labels import OWNER_LABEL, Owner, owned_by
+from .listbody import Piece, deflated_list_chunks, list_chunks
 from .manifests import (
     Target,
     build_code_configmap,
@@ -512,9 +513,12 @@ async def list_owned(ctx: Context, user: HubUser, kind: str) -> dict[str, Any]:
     return result
 
 
-async def list_owned_body(ctx: Context, user: HubUser, kind: str) -> bytes:
-    """The caller's list as JSON bytes: from the list cache's view (items encoded once,
-    when they arrived), else as :func:`list_owned` gives it."""
+async def list_owned_chunks(
+    ctx: Context, user: HubUser, kind: str, *, deflate: bool = False
+) -> tuple[int, list[bytes]]:
+    """The caller's list as JSON, its length and pieces (see :mod:`.listbody`), deflated
+    when ``deflate``: from the list cache's view (items encoded once, when they arrived),
+    else as :func:`list_owned` gives it."""
     namespace = ctx.namespace(user)
     cached = None
     if ctx.cache is not None:
@@ -526,10 +530,14 @@ async def list_owned_body(ctx: Context, user: HubUser, kind: str) -> bytes:
             cached = ({}, [])  # no namespace yet: nothing of theirs
     if cached is None:
         result = await list_owned(ctx, user, kind)
-        return list_body(kind, result.get("metadata") or {}, [encode(i) for i in result["items"]])
-    metadata, items = cached
-    mine = [data for item, data in items if owned_by(item["metadata"], user.name, namespace)]
-    return list_body(kind, metadata, mine)
+        metadata = result.get("metadata") or {}
+        pieces = [Piece.of(i) for i in result["items"]]
+    else:
+        metadata, items = cached
+        owner = Owner(user.name, namespace)
+        pieces = [piece for item, piece in items if owner.owns(item)]
+    chunks_of = deflated_list_chunks if deflate else list_chunks
+    return chunks_of(kind, metadata, pieces)
 
 
 async def delete_owned(ctx: Context, user: HubUser, kind: str, name: str) -> dict[str, Any]:
