@@ -29,6 +29,7 @@ from .shapes import client_shape
 log = logging.getLogger("valeria_hub.jobs")
 
 TYPE_NAMES = {"Job": "V1Job", "CronJob": "V1CronJob"}
+FILL_STEP = 50  # items encoded between two turns of the event loop (about 8 ms)
 WATCH_SECONDS = 240  # the API server ends a watch after this; it is made again at once
 
 
@@ -50,7 +51,11 @@ class View:
     task: asyncio.Task[None] | None = None
 
     def put(self, item: dict[str, Any]) -> None:
-        self.items[item["metadata"]["name"]] = (item, Piece.of(item))
+        """The item with its JSON, plain and deflated (about 0.15 ms, once per change,
+        so that no list has to do it for 2,000 items at once)."""
+        piece = Piece.of(item)
+        piece.deflated()
+        self.items[item["metadata"]["name"]] = (item, piece)
 
     def sorted_items(self) -> list[tuple[dict[str, Any], Piece]]:
         return [self.items[name] for name in sorted(self.items)]
@@ -138,8 +143,10 @@ class WorkloadCache:
             view.ready.exception()  # retrieved here too: a view nobody waits for is fine
             self._drop(view)
             return
-        for item in listed.get("items") or []:
+        for i, item in enumerate(listed.get("items") or [], start=1):
             view.put(item)
+            if i % FILL_STEP == 0:
+                await asyncio.sleep(0)  # others run between steps: 2,000 items take 0.3 s
         view.metadata = dict(listed.get("metadata") or {})
         view.resource_version = str(view.metadata.get("resource_version") or "")
         view.ready.set_result(None)
