@@ -14,6 +14,7 @@ import pytest
 
 from devstack.stack import DEMO_STORAGE
 from tests.helpers.e2e import browser, running_hub, running_stack, stack_objects
+from tests.helpers.security_stack import own_token
 
 pytestmark = pytest.mark.e2e
 
@@ -25,18 +26,6 @@ def env(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("jobs-managed")
     with running_stack(tmp) as stack, running_hub(stack, tmp / "hub") as hub:
         yield stack, hub
-
-
-def own_token(client: httpx.Client, hub_url: str, user: str) -> str:
-    """A token made through the hub API with the user's login cookie (as the token page does)."""
-    xsrf = client.cookies.get("_xsrf", path="/hub/") or ""
-    resp = client.post(
-        f"{hub_url}/hub/api/users/{user}/tokens",
-        json={"note": "jobs cli", "expires_in": 3600},
-        headers={"X-XSRFToken": xsrf, "Referer": f"{hub_url}/hub/token"},
-    )
-    assert resp.status_code == 201, resp.text
-    return resp.json()["token"]
 
 
 def test_the_hub_starts_and_proxies_the_jobs_service(env):
