@@ -3,7 +3,8 @@ login form, hub-managed jobs service, the Kubernetes stand-in running the jobs).
 
 Jobs submitted from the page's form (with and without a zip of code) run and turn to
 their final status without a click; a job's details show its image, its command quoted
-as a shell would, its resources, exit code, times in the browser's zone and its events;
+as a shell would, its resources, exit code, times in the browser's zone, the events
+Kubernetes recorded about it and its pods, and a timeline from their status;
 refusals show the service's message next to the form and make nothing; commands and
 names holding HTML stay text; cronjobs are listed and deleted; the page polls only while
 a job is active and the tab is visible."""
@@ -307,9 +308,24 @@ def test_a_job_from_the_form_succeeds_by_itself_and_shows_its_details(env, tab):
         shown_in(ZONE, status["completion_time"])
     )
     assert "UTC+0" in page.inner_text(".details-finished")  # Zurich is UTC+01:00 or +02:00
-    events = page.locator("#events tbody").inner_text()
+    steps = page.locator("#timeline tbody").inner_text()
     for what in ("Submitted", "Job started", "Container job started", "exited, code 0"):
-        assert what in events, events
+        assert what in steps, steps
+    # Kubernetes' own events: the job controller's and the kubelet's about its pod
+    events = page.locator("#events tbody tr")
+    expect(events.filter(has_text="Completed")).to_have_count(1)
+    recorded = api.get("jobs/from-page/events").json()["items"]
+    started = next(e for e in recorded if e["reason"] == "Started")
+    pod = started["involved_object"]["name"]
+    line = events.filter(has=page.locator(".event-reason", has_text="Started"))
+    expect(line.locator(".event-object")).to_have_text(f"Pod {pod} (spec.containers{{job}})")
+    expect(line.locator(".event-message")).to_have_text("Started container job")
+    expect(line.locator(".event-type")).to_have_text("Normal")
+    expect(line.locator(".event-count")).to_have_text("1")
+    expect(line.locator(".event-time")).to_have_text(shown_in(ZONE, started["last_timestamp"]))
+    reasons = [r.strip() for r in page.locator("#events .event-reason").all_inner_texts()]
+    assert reasons == [e["reason"] for e in recorded], reasons  # all of them, in order
+    assert reasons[0] == "SuccessfulCreate" and "Scheduled" in reasons, reasons
     link = page.locator(".details-log-link").get_attribute("href")
     assert link.endswith("/services/jobs/jobs/logs/from-page/")
 
@@ -352,7 +368,15 @@ def test_a_job_with_a_zip_of_code_runs_in_it_and_shows_its_exit_code(env, tab, t
     expect(page.locator(".details-command")).to_have_text("sh run.sh")
     small = api.get("profiles/").json()["small"]["resources"]["limits"]
     expect(page.locator(".details-limits")).to_contain_text(f"memory {small['memory']}")
-    expect(page.locator("#events tbody")).to_contain_text("exited, code 3")
+    expect(page.locator("#timeline tbody")).to_contain_text("exited, code 3")
+    # (a Warning among others: the pod may have waited for its code's ConfigMap, FailedMount)
+    reason = page.locator(".event-reason", has_text="BackoffLimitExceeded")
+    limit = page.locator("#events tr.event-warning", has=reason)
+    expect(limit.locator(".event-type")).to_have_text("Warning")
+    expect(limit.locator(".event-object")).to_have_text(f"Job {name}")
+    expect(limit.locator(".event-message")).to_have_text(
+        "Job has reached the specified backoff limit"
+    )
     page.locator(".details-log").click()
     expect(page.locator("#log")).to_have_text("from the zip in /code\n")
 

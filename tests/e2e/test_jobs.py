@@ -307,6 +307,97 @@ def test_cross_user_access_is_refused_as_not_found(stack, tokens):
         assert alice.get(f"jobs/{name}").status_code == 200
 
 
+def test_a_jobs_events_are_its_owners_with_its_pods_and_no_one_elses(stack, tokens):
+    """GET jobs/NAME/events: what the job controller and the kubelet recorded about the
+    Job and its own pods, oldest first; another person gets the 404 of ``show``."""
+    with client(stack, tokens["alice"]) as alice:
+        ok = alice.post("jobs/", json=job_body("echo events-private")).json()["metadata"]
+        failed = alice.post("jobs/", json=job_body("exit 3")).json()["metadata"]
+        wait_done(alice, ok["name"])
+        wait_done(alice, failed["name"])
+        pod = alice.get("pods/", params={"job_name": ok["name"]}).json()["items"][0]["metadata"]
+        resp = alice.get(f"jobs/{ok['name']}/events")
+        assert resp.status_code == 200, resp.text
+        events = resp.json()
+        assert events["kind"] == "EventList"
+        seen = [(e["involved_object"]["kind"], e["reason"]) for e in events["items"]]
+        for expected in [
+            ("Job", "SuccessfulCreate"),
+            ("Pod", "Scheduled"),
+            ("Pod", "Pulled"),
+            ("Pod", "Created"),
+            ("Pod", "Started"),
+            ("Job", "Completed"),
+        ]:
+            assert expected in seen, seen
+        # about this Job and its own pod only (the other job's are not listed)
+        assert {e["involved_object"]["uid"] for e in events["items"]} == {ok["uid"], pod["uid"]}
+        created = next(e for e in events["items"] if e["reason"] == "SuccessfulCreate")
+        assert created["message"] == f"Created pod: {pod['name']}" and created["type"] == "Normal"
+        started = next(e for e in events["items"] if e["reason"] == "Started")
+        assert started["involved_object"]["field_path"] == "spec.containers{job}"
+        times = [e["last_timestamp"] for e in events["items"]]
+        assert all(times) and times == sorted(times, key=datetime.fromisoformat)
+        assert all(e["count"] >= 1 and e["first_timestamp"] for e in events["items"])
+
+        bad = alice.get(f"jobs/{failed['name']}/events").json()["items"]
+        limit = [e for e in bad if e["reason"] == "BackoffLimitExceeded"]
+        assert [(e["type"], e["involved_object"]["uid"]) for e in limit] == [
+            ("Warning", failed["uid"])
+        ]
+        assert limit[0]["message"] == "Job has reached the specified backoff limit"
+        for text in (resp.text, json.dumps(bad)):
+            assert S3["alice"][0] not in text and S3["alice"][1] not in text
+            assert tokens["alice"] not in text and "events-private" not in text
+        # a cronjob's events: its own (none before its first run)
+        cron = alice.post("cronjobs/", json=cron_body("true", "ev-cron"))
+        assert cron.status_code == 201, cron.text
+        assert alice.get("cronjobs/ev-cron/events").json()["items"] == []
+    with client(stack, tokens["bob"]) as bob:
+        for kind, name in (("jobs", ok["name"]), ("jobs", failed["name"]), ("cronjobs", "ev-cron")):
+            shown = bob.get(f"{kind}/{name}")
+            resp = bob.get(f"{kind}/{name}/events")
+            assert resp.status_code == shown.status_code == 404, resp.text
+            assert resp.json() == shown.json()  # exactly as show answers
+        assert bob.get("jobs/no-such-job/events").status_code == 404
+    with client(stack, tokens["alice"]) as alice:
+        for name in (ok["name"], failed["name"]):
+            assert alice.delete(f"jobs/{name}").status_code == 200
+            assert alice.get(f"jobs/{name}/events").status_code == 404
+        assert alice.delete("cronjobs/ev-cron").status_code == 200
+
+
+def test_without_the_shipped_events_grant_the_events_are_a_503_naming_it(stack, tokens):
+    """The shipped ClusterRole's ``list`` on events is what the route needs: taken away,
+    the API server (stand-in) refuses, and the service says so (503), never a 500."""
+    role = "valeria-hub-user-namespace"
+    resource = "rbac.authorization.k8s.io/v1/clusterroles"
+    store = stack.kube.store
+    kept = stack.kube.call(store.get, resource, "", role)["rules"]
+    assert {"apiGroups": [""], "resources": ["events"], "verbs": ["list"]} in kept
+
+    def without_events(obj: dict) -> None:
+        obj["rules"] = [r for r in obj["rules"] if "events" not in r["resources"]]
+
+    def restore(obj: dict) -> None:
+        obj["rules"] = kept
+
+    with client(stack, tokens["alice"]) as alice:
+        name = alice.post("jobs/", json=job_body("true")).json()["metadata"]["name"]
+        try:
+            stack.kube.call(store.mutate, resource, "", role, without_events)
+            resp = alice.get(f"jobs/{name}/events")
+            assert resp.status_code == 503, resp.text
+            detail = resp.json()["detail"]
+            assert detail.startswith("could not read the Job's events: the cluster answered 403")
+            assert 'cannot list resource "events"' in detail
+            assert alice.get(f"jobs/{name}").status_code == 200  # the rest still works
+        finally:
+            stack.kube.call(store.mutate, resource, "", role, restore)
+        assert alice.get(f"jobs/{name}/events").status_code == 200
+        assert alice.delete(f"jobs/{name}").status_code == 200
+
+
 def test_cronjob_lifecycle(stack, tokens):
     job = job_body("true")["job"]
     cron = {
@@ -578,9 +669,12 @@ def test_shared_namespace_mode_isolates_by_owner_label(stack, tokens):
         assert b.get("jobs/").json()["items"] == []
         assert b.get(f"jobs/{alices}").status_code == 404
         assert b.get(f"jobs/logs/{alices}/").status_code == 404
+        assert b.get(f"jobs/{alices}/events").status_code == 404
         assert b.delete(f"jobs/{alices}").status_code == 404
         assert b.get("pods/").json()["items"] == []
         assert a.get(f"jobs/logs/{alices}/").text == "shared-alice\n"
+        reasons = {e["reason"] for e in a.get(f"jobs/{alices}/events").json()["items"]}
+        assert {"SuccessfulCreate", "Started", "Completed"} <= reasons, reasons
         assert a.delete(f"jobs/{alices}").status_code == 200
 
 
@@ -788,8 +882,7 @@ def test_a_list_comes_deflated_to_clients_that_accept_it_and_plain_to_others(sta
     the same list, and the owner check applies to both."""
     with client(stack, tokens["alice"]) as alice, client(stack, tokens["bob"]) as bob:
         names = [
-            alice.post("jobs/", json=job_body("true")).json()["metadata"]["name"]
-            for _ in range(3)
+            alice.post("jobs/", json=job_body("true")).json()["metadata"]["name"] for _ in range(3)
         ]
         deflated = alice.get("jobs/", headers={"Accept-Encoding": "gzip, deflate"})
         plain = alice.get("jobs/", headers={"Accept-Encoding": "identity"})

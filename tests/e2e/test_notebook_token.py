@@ -1,13 +1,16 @@
 """``valeria-hub token`` end to end: a real notebook of alice, spawned through the real hub
 (repository config) on the stand-ins, runs the command with its own environment (its
-JUPYTERHUB_API_TOKEN); the hub hands out alice's Keycloak token and refreshes it, and
+JUPYTERHUB_API_TOKEN), also typed in its JupyterLab terminal with the notebook image's
+own ``valeria-hub``; the hub hands out alice's Keycloak token and refreshes it, and
 refuses everyone and everything else.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
+import re
 import subprocess
 import sys
 import time
@@ -183,6 +186,74 @@ def test_the_notebook_gets_alices_own_keycloak_token(env):
     )
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["access_token"] == token
+
+
+def in_a_terminal(hub, user: str, token: str, command: str, marker: str) -> str:
+    """``command`` typed into a new JupyterLab terminal of ``user``'s server, through the
+    hub's proxy as the browser's terminal does; what the terminal showed up to ``marker``."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    base = f"{hub.public_url}/user/{user}"
+    headers = {"Authorization": f"token {token}"}
+    made = httpx.post(f"{base}/api/terminals", headers=headers, timeout=30)
+    assert made.status_code == 200, made.text
+    name = made.json()["name"]
+
+    async def talk() -> str:
+        url = f"{base.replace('http', 'ws', 1)}/terminals/websocket/{name}"
+        conn = await asyncio.wait_for(websocket_connect(HTTPRequest(url, headers=headers)), 30)
+        out = ""
+        try:
+            conn.write_message(json.dumps(["stdin", command + "\r"]))
+            deadline = time.monotonic() + 60
+            while marker not in out:
+                message = await asyncio.wait_for(conn.read_message(), deadline - time.monotonic())
+                assert message is not None, f"the terminal closed: {out!r}"
+                kind, *data = json.loads(message)
+                if kind == "stdout":
+                    out += data[0]
+        finally:
+            conn.close()
+        return out
+
+    try:
+        return asyncio.run(talk())
+    finally:
+        httpx.delete(f"{base}/api/terminals/{name}", headers=headers, timeout=30)
+
+
+def test_valeria_hub_token_in_the_notebooks_jupyterlab_terminal(env):
+    """The notebook image's own ``valeria-hub`` (.venv-notebook, which holds the package
+    without the hub's dependencies), typed in alice's JupyterLab terminal as in the demo:
+    her token, as her uid, with nothing configured."""
+    nb = env
+    require_root("the notebook running as alice's uid")
+    alice = browser(nb.hub, "alice")
+    token = own_token(alice, nb.hub.public_url, "alice", None)
+    alice.close()
+    # the marker is computed by the shell: the terminal's echo of the line does not hold it
+    line = (
+        'echo "uid=$(id -u)"; command -v valeria-hub; valeria-hub token --json; echo "END-$((6*7))"'
+    )
+    shown = in_a_terminal(nb.hub, "alice", token, line, "END-42").replace("\r", "")
+    assert f"uid={KEYS['alice'].uid}\n" in shown, shown
+    assert f"{REPO_ROOT / '.venv-notebook' / 'bin' / 'valeria-hub'}\n" in shown, shown
+    answer = json.loads(re.search(r'\{"access_token".*\}', shown).group(0))
+    claims = jwt.decode(answer["access_token"], options={"verify_signature": False})
+    sub = nb.stack.keycloak.call(lambda: nb.stack.keycloak.realm.find_login("alice").id)
+    assert claims["sub"] == sub and claims["preferred_username"] == "alice"
+    assert answer["expires_in"] >= 60
+    # the image has none of the hub's dependencies: the command needs none
+    image = REPO_ROOT / ".venv-notebook" / "bin" / "python"
+    for module in ("hvac", "kubernetes_asyncio", "kubespawner"):
+        found = subprocess.run(
+            [str(image), "-c", f"import importlib.util as u; print(u.find_spec('{module}'))"],
+            capture_output=True,
+            text=True,
+            timeout=60,
+        )
+        assert found.stdout.strip() == "None", (module, found.stdout, found.stderr)
 
 
 def test_the_servers_token_reaches_no_one_else(env):

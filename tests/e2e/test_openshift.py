@@ -573,6 +573,9 @@ async def jobs_service_calls(
             async for _ in stream:
                 pass
         await kube.list_pods(namespace, selector)
+        # a job's events, by the uid of the object (valeria_hub/jobs/events.py)
+        uid = created["metadata"]["uid"]
+        await kube.list_events(namespace, f"involvedObject.uid={uid}")
         if pod is not None:
             assert await kube.read_pod(namespace, pod) is not None
             await kube.read_log(namespace, pod, log_container)

@@ -123,6 +123,8 @@ def test_the_whole_scenario_leaks_no_canary_and_leaves_no_secret(env):
                 what="the job",
             )
             assert api.get("jobs/logs/hygiene/").text.startswith("key=set")
+            events = api.get("jobs/hygiene/events").json()["items"]
+            assert {e["involved_object"]["kind"] for e in events} == {"Job", "Pod"}
             api.get("pods/")
             api.post("jobs/", json=job_body("true", "hostNetwork", bad=1))  # refused
             assert api.delete("jobs/hygiene").status_code == 200

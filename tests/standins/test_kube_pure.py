@@ -59,9 +59,15 @@ def test_field_selectors_and_unsupported_fields():
     assert compile_selectors(None, "status.phase=Running,spec.nodeName=n1", "Pod")(pod)
     assert not compile_selectors(None, "status.phase!=Running", "Pod")(pod)
     assert compile_selectors(None, "metadata.name=p,metadata.namespace==ns", "Pod")(pod)
-    event = {"metadata": {"name": "e"}, "involvedObject": {"kind": "Pod", "name": "p"}}
+    event = {
+        "metadata": {"name": "e"},
+        "involvedObject": {"kind": "Pod", "name": "p", "uid": "u-1"},
+    }
     assert compile_selectors(None, "involvedObject.kind=Pod", "Event")(event)
     assert not compile_selectors(None, "involvedObject.name=q", "Event")(event)
+    # what the jobs service asks for a job's events (valeria_hub/jobs/events.py)
+    assert compile_selectors(None, "involvedObject.uid=u-1", "Event")(event)
+    assert not compile_selectors(None, "involvedObject.uid=u-2", "Event")(event)
     with pytest.raises(ValueError, match="field label not supported: spec.image"):
         compile_selectors(None, "spec.image=x", "Pod")
     with pytest.raises(ValueError, match="field label not supported: status.phase"):

@@ -7,6 +7,8 @@ import argparse
 import json
 import os
 import re
+import subprocess
+import sys
 
 import httpx
 import pytest
@@ -308,3 +310,34 @@ def test_the_command_line(capsys):
     code = token_client.run(argparse.Namespace(min_validity=60.0, json=False, timeout=1.0), env={})
     out = capsys.readouterr()
     assert code == 2 and out.out == "" and "not set" in out.err
+
+
+def test_the_command_list_is_the_same_without_importing_the_commands():
+    """``valeria-hub --help`` names every command with its own help, from the names alone."""
+    assert cli.build_parser(()).format_help() == cli.build_parser().format_help()
+    assert [cli.chosen_command(a) for a in (["token"], ["-h"], ["nope"], ["jobs", "list"])] == [
+        "token",
+        None,
+        None,
+        "jobs",
+    ]
+
+
+def test_the_token_command_imports_none_of_the_hubs_dependencies():
+    """What a notebook image lacks (hvac, kubernetes, YAML, JupyterHub, FastAPI) and the
+    other commands' modules are never imported by ``valeria-hub token``."""
+    code = (
+        "import sys\nfrom valeria_hub import cli\n"
+        "status = cli.main(['token'])\nprint(status)\nprint(' '.join(sorted(sys.modules)))"
+    )
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUPYTERHUB_")}
+    proc = subprocess.run(
+        [sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=60
+    )
+    status, modules = proc.stdout.splitlines()
+    assert status == "2" and "JUPYTERHUB_API_URL" in proc.stderr  # not in a notebook
+    loaded = set(modules.split())
+    assert "httpx" in loaded and "valeria_hub.token_client" in loaded  # the control
+    heavy = {"hvac", "kubernetes_asyncio", "yaml", "jupyterhub", "fastapi", "traitlets"}
+    heavy |= {"valeria_hub.onboarding", "valeria_hub.jobs_client", "valeria_hub.jobs"}
+    assert not heavy & loaded, heavy & loaded

@@ -316,6 +316,21 @@ class Kube:
                 return None
             raise
 
+    # -- events ------------------------------------------------------------------------------
+    async def list_events(self, namespace: str, field_selector: str) -> dict[str, Any]:
+        """core/v1 Events in ``namespace`` that ``field_selector`` picks, e.g.
+        ``involvedObject.uid=UID``: the API server filters them, so a person's job costs
+        its own events, never a read of everyone's in a shared namespace."""
+        try:
+            return await self._raw(
+                self.core.list_namespaced_event,
+                "CoreV1EventList",
+                namespace,
+                field_selector=field_selector,
+            )
+        except KubeError as e:
+            raise await self._unless_no_namespace(namespace, e) from None
+
     async def read_log(self, namespace: str, pod: str, container: str) -> str:
         return await self._call(
             self.core.read_namespaced_pod_log, pod, namespace, container=container

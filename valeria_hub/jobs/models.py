@@ -51,6 +51,35 @@ class KubeList(BaseModel):
     metadata: dict[str, Any] | None = None
 
 
+class KubeEvent(BaseModel):
+    """A core/v1 Event as the Python client's to_dict() gives it (snake_case)."""
+
+    model_config = ConfigDict(extra="allow")
+
+    type: str | None = Field(None, description="Normal or Warning")
+    reason: str | None = Field(None, description="e.g. SuccessfulCreate, Started, Failed")
+    message: str | None = None
+    count: int | None = None
+    first_timestamp: str | None = None
+    last_timestamp: str | None = None
+    event_time: str | None = None
+    involved_object: dict[str, Any] = Field(
+        default_factory=dict, description="the Job, CronJob or Pod it is about"
+    )
+    metadata: dict[str, Any] = Field(default_factory=dict)
+
+
+class KubeEventList(BaseModel):
+    """GET /jobs/NAME/events and /cronjobs/NAME/events: the workload's events (a Job's
+    with its pods'), oldest first."""
+
+    model_config = ConfigDict(extra="allow")
+
+    api_version: str | None = None
+    kind: str | None = None
+    items: list[KubeEvent] = Field(default_factory=list)
+
+
 class KubeStatus(BaseModel):
     """The V1Status the API server answers a delete with."""
 

@@ -1,7 +1,8 @@
-"""Submit, list, show and delete the caller's workloads: one router per kind.
+"""Submit, list, show and delete the caller's workloads, and read their events: one
+router per kind.
 
-Jobs and CronJobs have the same four routes (kbatch-proxy's layout); only the kind and
-the path differ, so both routers come from :func:`make_router`.
+Jobs and CronJobs have the same routes (kbatch-proxy's four, and the events); only the
+kind and the path differ, so both routers come from :func:`make_router`.
 """
 
 from __future__ import annotations
@@ -14,9 +15,18 @@ from fastapi.responses import StreamingResponse
 
 from .. import service
 from ..dependencies import Ctx
+from ..events import owned_events
 from ..hubauth import CurrentUser
 from ..listbody import accepts_deflate
-from ..models import ErrorOut, KubeList, KubeObject, KubeStatus, RefusalOut, SubmitBody
+from ..models import (
+    ErrorOut,
+    KubeEventList,
+    KubeList,
+    KubeObject,
+    KubeStatus,
+    RefusalOut,
+    SubmitBody,
+)
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": ErrorOut},
@@ -33,7 +43,7 @@ async def pieces(chunks: list[bytes]) -> AsyncIterator[bytes]:
 
 
 def make_router(kind: str, path: str) -> APIRouter:
-    """The four routes for ``kind`` ("Job" or "CronJob") under ``path`` ("/jobs")."""
+    """The routes for ``kind`` ("Job" or "CronJob") under ``path`` ("/jobs")."""
     tag = path.strip("/")
     router = APIRouter(prefix=path, tags=[tag], responses=ERRORS)
 
@@ -66,6 +76,11 @@ def make_router(kind: str, path: str) -> APIRouter:
     @router.get("/{name}", response_model=KubeObject, name=f"read_{tag}")
     async def read(name: str, ctx: Ctx, user: CurrentUser) -> dict:
         return await service.get_owned(ctx, user, kind, name)
+
+    @router.get("/{name}/events", response_model=KubeEventList, name=f"events_{tag}")
+    async def events(name: str, ctx: Ctx, user: CurrentUser) -> dict:
+        # owner-checked as read; a Job's with its pods' (see ..events)
+        return await owned_events(ctx, user, kind, name)
 
     @router.delete("/{name}", response_model=KubeStatus, name=f"delete_{tag}")
     async def delete(name: str, ctx: Ctx, user: CurrentUser) -> dict:

@@ -337,7 +337,8 @@ function exitCode(obj, pod) {
   return "-";
 }
 
-function events(kind, obj, pods) {
+// the timeline made from the status the job and its pods report (kept as long as they are)
+function timeline(kind, obj, pods) {
   const out = [];
   const add = (time, what, detail, untimed) => {
     if (time || untimed) out.push({ time, what, detail: detail || "" });
@@ -437,9 +438,9 @@ function renderDetails(kind, obj, pods) {
     );
     term(dl, "Log", logs);
   }
-  const body = document.querySelector("#events tbody");
+  const body = document.querySelector("#timeline tbody");
   body.replaceChildren();
-  for (const e of events(kind, obj, pods)) {
+  for (const e of timeline(kind, obj, pods)) {
     const row = document.createElement("tr");
     cell(row, e.time ? when(e.time) : "now");
     cell(row, e.what);
@@ -448,21 +449,62 @@ function renderDetails(kind, obj, pods) {
   }
 }
 
+// Kubernetes' own events about the job and its pods (GET jobs/NAME/events), oldest first
+function eventObject(e) {
+  const o = get(e, "involved_object") || {};
+  const path = get(o, "field_path");
+  return [o.kind, o.name, path ? `(${path})` : ""].filter(Boolean).join(" ") || "-";
+}
+
+function renderEvents(answer) {
+  const body = document.querySelector("#events tbody");
+  body.replaceChildren();
+  const row = () => body.appendChild(document.createElement("tr"));
+  if (answer.status === "rejected") {
+    cell(row(), `Could not read the events: ${answer.reason.message}`, "events-error").colSpan = 6;
+    return;
+  }
+  const items = answer.value.items || [];
+  if (!items.length) {
+    cell(row(), "No events (or none kept any more).", "events-none").colSpan = 6;
+    return;
+  }
+  for (const e of items) {
+    const tr = row();
+    tr.className = e.type === "Warning" ? "event-warning" : "event-normal";
+    const last = get(e, "last_timestamp") || get(e, "event_time") || get(e, "first_timestamp");
+    const time = cell(tr, when(last), "event-time");
+    const first = get(e, "first_timestamp");
+    if (first && first !== last) time.title = `first seen ${when(first)}`;
+    cell(tr, e.type || "-", "event-type");
+    cell(tr, e.reason || "-", "event-reason");
+    cell(tr, eventObject(e), "event-object");
+    cell(tr, e.message || "", "event-message");
+    cell(tr, String(e.count ?? 1), "event-count");
+  }
+}
+
 async function loadDetails() {
   const { kind, name } = shown;
   const path = `${kind === "Job" ? "jobs" : "cronjobs"}/${enc(name)}`;
   try {
+    // the events are news beside the details: their failure is said in their table
+    const events = getJson(`${path}/events`);
+    events.catch(() => {}); // read below, or dropped with the details' own failure
     const [obj, pods] = await Promise.all([
       getJson(path),
       kind === "Job" ? getJson(`pods/?job_name=${enc(name)}`) : { items: [] },
     ]);
+    const [answer] = await Promise.allSettled([events]);
     if (shown && shown.name === name && shown.kind === kind) {
       renderDetails(kind, obj, pods.items || []);
+      renderEvents(answer);
     }
   } catch (e) {
     if (shown && shown.name === name) {
       $("details").replaceChildren();
       document.querySelector("#events tbody").replaceChildren();
+      document.querySelector("#timeline tbody").replaceChildren();
       term($("details"), "Error", e.message, "details-error");
     }
   }
