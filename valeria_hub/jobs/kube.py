@@ -262,30 +262,16 @@ class Kube:
             if kind == "Job"
             else self._batch_streams().list_namespaced_cron_job
         )
-        timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=seconds + 30
+        resp = await self._open_stream(
+            fn,
+            seconds + 30,
+            namespace,
+            label_selector=selector,
+            resource_version=resource_version,
+            watch=True,
+            allow_watch_bookmarks=True,
+            timeout_seconds=seconds,
         )
-        try:
-            resp = await fn(
-                namespace,
-                label_selector=selector,
-                resource_version=resource_version,
-                watch=True,
-                allow_watch_bookmarks=True,
-                timeout_seconds=seconds,
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
-        except (TimeoutError, aiohttp.ClientError, OSError) as e:
-            raise KubeError(0, f"the Kubernetes API is unreachable ({type(e).__name__})") from None
-        if not 200 <= resp.status <= 299:
-            try:
-                body = await resp.text()
-            except (TimeoutError, aiohttp.ClientError):
-                body = ""
-            finally:
-                resp.close()
-            raise _error_from_body(resp.status, body or "{}")
         return WatchStream(resp)
 
     async def delete_workload(self, kind: str, namespace: str, name: str) -> dict[str, Any]:
@@ -341,18 +327,27 @@ class Kube:
     ) -> LogStream:
         """Follow a log on the streams' own pool; errors before the first byte raise
         KubeError, here and now."""
+        resp = await self._open_stream(
+            self._streams().read_namespaced_pod_log,
+            idle_timeout,
+            pod,
+            namespace,
+            container=container,
+            follow=True,
+        )
+        return LogStream(resp)
+
+    async def _open_stream(
+        self, fn: Any, read_timeout: float, *args: Any, **kwargs: Any
+    ) -> aiohttp.ClientResponse:
+        """A streamed answer of ``fn`` (a log, a watch), its status checked: errors
+        before the first byte raise KubeError here and now. No total timeout (it runs
+        as long as it streams), ``read_timeout`` between two reads."""
         timeout = aiohttp.ClientTimeout(
-            total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=idle_timeout
+            total=None, connect=self.timeout, sock_connect=self.timeout, sock_read=read_timeout
         )
         try:
-            resp = await self._streams().read_namespaced_pod_log(
-                pod,
-                namespace,
-                container=container,
-                follow=True,
-                _preload_content=False,
-                _request_timeout=timeout,
-            )
+            resp = await fn(*args, _preload_content=False, _request_timeout=timeout, **kwargs)
         except (TimeoutError, aiohttp.ClientError, OSError) as e:
             raise KubeError(0, f"the Kubernetes API is unreachable ({type(e).__name__})") from None
         if not 200 <= resp.status <= 299:
@@ -363,7 +358,7 @@ class Kube:
             finally:
                 resp.close()
             raise _error_from_body(resp.status, body or "{}")
-        return LogStream(resp)
+        return resp
 
 
 class WatchStream:
