@@ -10,6 +10,8 @@ import socket
 import time
 from types import SimpleNamespace
 
+import httpx
+
 from valeria_hub.auth.login_events import event_url, tell_login_ended
 
 
@@ -49,12 +51,12 @@ async def test_each_person_is_told_with_the_services_own_token():
         writer.close()
 
     server, port = await serve(answer)
-    async with server:
+    async with server, httpx.AsyncClient(timeout=5) as client:
         await tell_login_ended(
+            client,
             {"jobs": service(f"http://127.0.0.1:{port}")},
             ["jobs"],
             ["alice", "bob"],
-            timeout=5,
             log=logging.getLogger("test"),
         )
     assert sorted(seen, key=lambda s: s[2]["name"]) == [
@@ -80,9 +82,9 @@ async def test_a_service_down_or_hanging_is_logged_and_the_logout_goes_on(caplog
     }
     caplog.set_level(logging.WARNING)
     t0 = time.monotonic()
-    async with server:
+    async with server, httpx.AsyncClient(timeout=0.5) as client:
         await tell_login_ended(
-            services, ["down", "hangs", "no-url", "unknown"], ["alice"], timeout=0.5,
+            client, services, ["down", "hangs", "no-url", "unknown"], ["alice"],
             log=logging.getLogger("test"),
         )  # fmt: skip
     assert time.monotonic() - t0 < 3

@@ -15,6 +15,7 @@ import asyncio
 import time
 from typing import Any
 
+import httpx
 from jupyterhub import orm
 from jupyterhub.crypto import CryptKeeper
 from jupyterhub.utils import new_token
@@ -220,6 +221,7 @@ class KeycloakAuthenticator(GenericOAuthenticator):
         self._replays = ReplayCache()
         self._sessions: dict[str, str] = {}  # Keycloak sid -> hub username
         self._prefetch: asyncio.Task | None = None
+        self._services_http: httpx.AsyncClient | None = None  # see tell_services
 
     @property
     def realm(self) -> RealmClient:
@@ -541,13 +543,12 @@ class KeycloakAuthenticator(GenericOAuthenticator):
         """Tell ``login_end_services`` that these people's logins ended."""
         if not self.login_end_services or not usernames:
             return
+        if self._services_http is None:
+            self._services_http = httpx.AsyncClient(timeout=self.http_timeout)
         await tell_login_ended(
-            handler.services,
-            self.login_end_services,
-            usernames,
-            timeout=self.http_timeout,
+            self._services_http, handler.services, self.login_end_services, usernames,
             log=self.log,
-        )
+        )  # fmt: skip
 
     async def forget_tokens(self, user: Any) -> str | None:
         """Drop a user's tokens at logout; return the ID token for the logout hint.

@@ -30,27 +30,28 @@ def event_url(service: Any) -> str | None:
 
 
 async def tell_login_ended(
+    client: httpx.AsyncClient,
     services: Mapping[str, Any],
     names: Iterable[str],
     usernames: Iterable[str],
     *,
-    timeout: float,
     log: logging.Logger | Any,
 ) -> None:
-    """Tell each named service, concurrently, that these people's logins ended."""
+    """Tell each named service, concurrently, that these people's logins ended
+    (``client`` carries the timeout; one client for the hub's life, since making one
+    loads the CA bundle)."""
     calls = []
     people = list(usernames)
-    async with httpx.AsyncClient(timeout=timeout) as client:
-        for name in names:
-            service = services.get(name)
-            url = event_url(service) if service is not None else None
-            if url is None:
-                log.warning("Cannot tell service %r that a login ended: no URL or token", name)
-                continue
-            headers = {"Authorization": f"token {service.api_token}"}
-            for person in people:
-                calls.append(_tell(client, name, url, headers, person, log))
-        await asyncio.gather(*calls)
+    for name in names:
+        service = services.get(name)
+        url = event_url(service) if service is not None else None
+        if url is None:
+            log.warning("Cannot tell service %r that a login ended: no URL or token", name)
+            continue
+        headers = {"Authorization": f"token {service.api_token}"}
+        for person in people:
+            calls.append(_tell(client, name, url, headers, person, log))
+    await asyncio.gather(*calls)
 
 
 async def _tell(
