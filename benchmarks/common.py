@@ -6,17 +6,19 @@ benchmark instrumentation of ``hub_config.py``), logins over HTTP, and RSS from 
 from __future__ import annotations
 
 import contextlib
+import functools
 import html
 import os
 import platform
 import re
 import secrets
+import ssl
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import httpx
 
@@ -91,6 +93,27 @@ def cpu_seconds(pid: int) -> float | None:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
+def tree_cpu_seconds(pid: int) -> float:
+    """CPU time of a process, its living descendants and the children they reaped."""
+    total, todo = 0.0, [pid]
+    while todo:
+        p = todo.pop()
+        try:
+            fields = Path(f"/proc/{p}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        total += sum(int(x) for x in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+        todo += children(p)
+    return total
+
+
+def machine_busy_seconds() -> float:
+    """CPU time all cores spent busy since boot (/proc/stat), every process included."""
+    fields = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]]
+    idle = fields[3] + (fields[4] if len(fields) > 4 else 0)  # idle + iowait
+    return (sum(fields[:8]) - idle) / os.sysconf("SC_CLK_TCK")
+
+
 def children(pid: int) -> list[int]:
     """Direct children of a process."""
     out: list[int] = []
@@ -124,12 +147,9 @@ def bench_users(n: int, prefix: str = "u", first_uid: int = 20000) -> list[DemoS
     ]
 
 
-@contextlib.contextmanager
-def bench_stack(
-    workdir: Path, users: list[DemoStorage] = (), **kube_options: Any
-) -> Iterator[DevStack]:
-    """The DevStack stand-ins (each in its own thread) with ``users`` added to the
-    realm, provisioned in Vault and given NFS directories, as onboarding would."""
+def seeded_stack(workdir: Path, users: list[DemoStorage] = (), **kube_options: Any) -> DevStack:
+    """The DevStack stand-ins, not started, with ``users`` added to the realm; starting
+    provisions them in Vault and gives them NFS directories, as onboarding would."""
     stack = DevStack(
         workdir / "state",
         storage=[*DEMO_STORAGE, *users],
@@ -144,8 +164,35 @@ def bench_stack(
             realm_roles=["hub-user"],
             enabled=True,
         )
+    return stack
+
+
+@contextlib.contextmanager
+def bench_stack(
+    workdir: Path, users: list[DemoStorage] = (), **kube_options: Any
+) -> Iterator[DevStack]:
+    """The seeded stand-ins (:func:`seeded_stack`), each in its own thread of this
+    process (``benchmarks.standins`` runs them in a process of their own)."""
+    stack = seeded_stack(workdir, users, **kube_options)
     with stack.serve_in_threads():
         yield stack
+
+
+class StandIns(Protocol):
+    """What a bench hub needs of the stand-ins, whether they serve in this process
+    (:class:`DevStack`) or in their own (``benchmarks.standins.StandInsProcess``)."""
+
+    def allow_redirects_to(self, public_url: str) -> None: ...
+
+    def hub_environment(
+        self,
+        *,
+        public_url: str,
+        hub_port: int,
+        proxy_api_port: int,
+        singleuser_cmd: str | None = None,
+        namespace: str = "default",
+    ) -> dict[str, str]: ...
 
 
 @dataclass
@@ -164,6 +211,7 @@ class BenchHub:
             base_url=f"{self.url}/hub/api",
             headers={"Authorization": f"token {self.token}"},
             timeout=kwargs.pop("timeout", 60),
+            verify=kwargs.pop("verify", tls_context()),
             **kwargs,
         )
 
@@ -178,7 +226,7 @@ class BenchHub:
 
 @contextlib.contextmanager
 def bench_hub(
-    stack: DevStack,
+    stack: StandIns,
     workdir: Path,
     *,
     namespace: str = "default",
@@ -217,8 +265,16 @@ def bench_hub(
 _FORM_ACTION = re.compile(r'<form id="kc-form-login"[^>]*?action="([^"]+)"', re.S)
 
 
+@functools.cache
+def tls_context() -> ssl.SSLContext:
+    """httpx's default verification, made once: each ``httpx.AsyncClient()`` otherwise
+    loads the whole CA bundle (~0.2 s of CPU on a busy machine), 1,000 times in a rush."""
+    return ssl.create_default_context()
+
+
 def user_client(timeout: float = 120) -> httpx.AsyncClient:
-    return httpx.AsyncClient(follow_redirects=True, timeout=timeout)
+    """A person's browser: cookies, redirects followed."""
+    return httpx.AsyncClient(follow_redirects=True, timeout=timeout, verify=tls_context())
 
 
 async def login(client: httpx.AsyncClient, hub_url: str, username: str) -> httpx.Response:

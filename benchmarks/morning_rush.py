@@ -1,16 +1,32 @@
-"""Scenario 2 (and 5): the 9:00 rush, then the hub's memory with many users.
+"""Scenario 2 (and 5): the 9:00 rush, three times, then the hub's memory.
 
-N users (100 by default) log in through the Keycloak stand-in's login form over
-HTTP (no browser) and then all start their servers at once, with the same call the
-spawn page makes. Each notebook is a real ``jupyterhub-singleuser`` run by the
-kubelet stand-in as the user's uid. While that happens a prober calls ``GET
-/hub/api/`` every 50 ms through the proxy, and the hub's event-loop lag monitor
-(``benchmarks.looplag``) records the worst stall and the code running at
-the time.
+N users log in through the Keycloak stand-in's login form over HTTP (no browser) and
+then all start their servers at once, with the same calls the spawn page makes (a
+429 from the hub's ``concurrent_spawn_limit`` is retried after its ``Retry-After``, as
+a person would). A prober, in a process of its own (``benchmarks.prober``), calls
+``GET /hub/api/`` every 50 ms through the proxy from before the logins to the last
+server ready, and the hub's event-loop lag monitor (``benchmarks.looplag``) records
+every stall, the code that held the loop and the time the loop waited for a CPU.
+The record carries the CPU time of each process (and of the whole machine: the
+benchmark shares it with whatever else runs) during the logins and during the rush.
 
-Afterwards, with the servers still running, the same hub gets 1,000 users in its
-database and its resident memory (and the jobs service's) is read from /proc: that
-is the "memory" scenario, printed as its own object.
+What is measured is the platform's control plane: the hub (its own process), the
+authenticator, the spawner, the hub-managed jobs service, and the stand-ins' APIs and
+kubelet, which run in a process of their own (``benchmarks.standins``), apart from
+the load generator (this process). The pods run at the lowest CPU priority
+(``benchmarks/low-priority``) and, in two of the three rushes, a light single-user
+server (``benchmarks/light_singleuser.py``) that answers the hub as
+``jupyterhub-singleuser`` does without JupyterLab's start-up cost, which in a cluster
+is paid on other nodes:
+
+- ``morning_rush``: 100 users, light servers (the targets);
+- ``morning_rush_jupyterlab``: 15 users, real ``jupyterhub-singleuser`` (JupyterLab)
+  servers, for realism;
+- ``morning_rush_1000``: 1,000 users, light servers.
+
+Afterwards, with the 1,000 servers still running, the same hub's resident memory (and
+the jobs service's and the proxy's) is read from /proc with 1,000 users in its
+database: the "memory" scenario, printed as its own object.
 """
 
 from __future__ import annotations
@@ -19,48 +35,80 @@ import asyncio
 import os
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import httpx
+import jupyterhub
 
-from devstack.hub import notebook_command
+from devstack.hub import REPO_ROOT, notebook_command
 
 from .common import (
     BenchHub,
     bench_hub,
-    bench_stack,
     bench_users,
     child_matching,
     cpu_seconds,
     login,
+    machine_busy_seconds,
     rss_mb,
     summary_ms,
+    tree_cpu_seconds,
     user_client,
     wait_progress,
     xsrf_headers,
 )
+from .looplag import read_records, summarize
+from .prober import prober_process, read_probes
+from .standins import StandInsProcess, standins_process
 
 NAME = "morning_rush"
 PROBE_EVERY = 0.05
 NICE = "/usr/bin/nice"
-LOW_PRIORITY = Path(__file__).resolve().parent / "low-priority"
+HERE = Path(__file__).resolve().parent
+LOW_PRIORITY = HERE / "low-priority"
+LIGHT_SERVER = HERE / "light_singleuser.py"
+SPAWN_DEADLINE = 900.0  # seconds a user keeps trying (429s included) before giving up
+LOGIN_TRIES = 3  # a person whose login was refused tries again, twice
 
 
-async def probe(url: str, stop: asyncio.Event, out: list[float], errors: list[str]) -> None:
-    """GET ``url`` every 50 ms until ``stop``; latencies (s) of the answers."""
-    async with httpx.AsyncClient(timeout=10) as client:
-        while not stop.is_set():
-            t0 = time.perf_counter()
-            try:
-                resp = await client.get(url)
-                if resp.status_code == 200:
-                    out.append(time.perf_counter() - t0)
-                else:
-                    errors.append(f"HTTP {resp.status_code}")
-            except httpx.HTTPError as e:
-                errors.append(type(e).__name__)
-            await asyncio.sleep(max(0.0, PROBE_EVERY - (time.perf_counter() - t0)))
+@dataclass(frozen=True)
+class Rush:
+    """One rush: its record's name, how many users, and which single-user server."""
+
+    name: str
+    users: int
+    quick_users: int
+    singleuser: str  # "light" or "jupyterlab"
+    prefix: str  # of the users' names, so that rushes never share a user
+
+
+RUSHES = (
+    Rush(NAME, int(os.environ.get("VALERIA_BENCH_RUSH_USERS", "100")), 3, "light", "u"),
+    Rush("morning_rush_jupyterlab", 15, 2, "jupyterlab", "j"),
+    Rush("morning_rush_1000", 1000, 5, "light", "k"),
+)
+MEMORY_AFTER = "morning_rush_1000"
+
+
+def notebook_python() -> str:
+    """The notebook "image's" Python (system Python: readable by the users' uids)."""
+    image = REPO_ROOT / ".venv-notebook" / "bin" / "python"
+    return str(image) if image.exists() else "python3"
+
+
+def singleuser_command(kind: str) -> str:
+    """The pods' command: the light server or jupyterhub-singleuser, at the lowest CPU
+    priority (in a cluster notebooks run on other nodes than the hub)."""
+    if kind == "light":
+        command = (
+            f"{notebook_python()} -I -S {LIGHT_SERVER} "
+            f"--jupyterhub-version={jupyterhub.__version__}"
+        )
+    else:
+        command = notebook_command()
+    return f"{LOW_PRIORITY} {command}" if Path(NICE).exists() else command
 
 
 def reason(text: str) -> str:
@@ -72,27 +120,46 @@ def reason(text: str) -> str:
     return text[:80] or "unknown"
 
 
-async def log_in(hub: BenchHub, user: str) -> tuple[httpx.AsyncClient, float, str | None]:
+async def log_in(
+    hub: BenchHub, user: str, retried: Counter
+) -> tuple[httpx.AsyncClient, float, str | None]:
+    """Log ``user`` in; seconds from the first try, or a reason. A refused login (the
+    hub's "sign-in expired" 400 when Keycloak's one-minute code went stale in a queue)
+    is tried again, up to LOGIN_TRIES times, as the person would click again."""
     client = user_client(timeout=300)
     t0 = time.perf_counter()
-    try:
-        resp = await login(client, hub.url, user)
-        ok = resp.status_code == 200 and str(resp.url).startswith(hub.url)
-        error = None if ok else f"login HTTP {resp.status_code}"
-    except httpx.HTTPError as e:
-        error = f"login {type(e).__name__}"
+    error: str | None = None
+    for attempt in range(LOGIN_TRIES):
+        if attempt:
+            retried[error or "?"] += 1
+        try:
+            resp = await login(client, hub.url, user)
+            ok = resp.status_code == 200 and str(resp.url).startswith(hub.url)
+            error = None if ok else f"login HTTP {resp.status_code}"
+        except httpx.HTTPError as e:
+            error = f"login {type(e).__name__}"
+        if error is None:
+            break
     return client, time.perf_counter() - t0, error
 
 
 async def spawn(
-    hub: BenchHub, client: httpx.AsyncClient, user: str, start: asyncio.Event
+    hub: BenchHub, client: httpx.AsyncClient, user: str, start: asyncio.Event, throttled: Counter
 ) -> tuple[float | None, str | None]:
-    """Start ``user``'s server when ``start`` fires; seconds to ready, or a reason."""
+    """Start ``user``'s server when ``start`` fires; seconds to ready, or a reason.
+
+    A 429 (the hub's ``concurrent_spawn_limit``) is tried again after its Retry-After,
+    as the person would; the time counts from the first try."""
     headers = xsrf_headers(client, hub.url)
     await start.wait()
     t0 = time.perf_counter()
     try:
-        resp = await client.post(f"{hub.url}/hub/api/users/{user}/server", headers=headers)
+        while True:
+            resp = await client.post(f"{hub.url}/hub/api/users/{user}/server", headers=headers)
+            if resp.status_code != 429 or time.perf_counter() - t0 > SPAWN_DEADLINE:
+                break
+            throttled["429"] += 1
+            await asyncio.sleep(float(resp.headers.get("Retry-After") or 30))
         if resp.status_code not in (201, 202):
             return None, f"spawn HTTP {resp.status_code}: {resp.text[:80]}"
         last = await wait_progress(client, hub.url, user, headers)
@@ -122,49 +189,102 @@ async def poll_ready(client: httpx.AsyncClient, hub_url: str, limit: float = 300
     return {"message": "not ready after 300 s (seen by polling)"}
 
 
-async def rush(hub: BenchHub, users: list[str]) -> dict[str, Any]:
-    logins = await asyncio.gather(*(log_in(hub, u) for u in users))
+@dataclass
+class Processes:
+    """The pids whose CPU time the record reports."""
+
+    hub: int
+    proxy: int | None
+    jobs_service: int | None
+    standins: int
+
+    def cpu(self) -> dict[str, float]:
+        """CPU seconds so far: each of ours, the stand-ins with their pods, the load
+        generator (this process), and the whole machine (everyone's processes)."""
+        return {
+            "hub": cpu_seconds(self.hub) or 0.0,
+            "proxy": cpu_seconds(self.proxy or -1) or 0.0,
+            "jobs_service": cpu_seconds(self.jobs_service or -1) or 0.0,
+            "standins_and_pods": tree_cpu_seconds(self.standins),
+            "load_generator": time.process_time(),
+            "machine": machine_busy_seconds(),
+        }
+
+
+def cpu_between(before: dict[str, float], after: dict[str, float], wall: float) -> dict:
+    """CPU seconds used between two ``Processes.cpu`` readings, and what the rest of the
+    machine (other people's work, prober, kernel) used meanwhile. Pure."""
+    used = {k: round(after[k] - before[k], 1) for k in before}
+    ours = sum(v for k, v in used.items() if k != "machine")
+    used["others"] = round(max(0.0, used["machine"] - ours), 1)
+    used["available"] = round(wall * (os.cpu_count() or 1), 1)
+    return used
+
+
+async def rush(hub: BenchHub, users: list[str], probes: Path, procs: Processes) -> dict[str, Any]:
+    """Log ``users`` in, then start all their servers at once; the figures. The prober
+    (its own process) writes to ``probes`` throughout."""
+    await asyncio.sleep(1.0)  # the prober's baseline, before anything
+    t_login, cpu_login = time.time(), procs.cpu()
+    login_retries: Counter = Counter()
+    logins = await asyncio.gather(*(log_in(hub, u, login_retries) for u in users))
     clients = [c for c, _, _ in logins]
     login_errors = Counter(e for _, _, e in logins if e)
-    stop, start = asyncio.Event(), asyncio.Event()
-    latencies: list[float] = []
-    probe_errors: list[str] = []
-    prober = asyncio.create_task(probe(f"{hub.url}/hub/api/", stop, latencies, probe_errors))
-    await asyncio.sleep(1.0)  # a baseline before the rush
-    baseline = list(latencies)
-    wall0, cpu0 = time.time(), cpu_seconds(hub.pid) or 0.0
+    throttled: Counter = Counter()
+    start = asyncio.Event()
     tasks = [
-        asyncio.create_task(spawn(hub, c, u, start))
+        asyncio.create_task(spawn(hub, c, u, start, throttled))
         for (c, _, e), u in zip(logins, users, strict=True)
         if e is None
     ]
-    t0 = time.perf_counter()
+    t_rush, cpu_rush = time.time(), procs.cpu()
     start.set()
     results = await asyncio.gather(*tasks)
-    rush_seconds = time.perf_counter() - t0
-    during = latencies[len(baseline) :]
-    stop.set()
-    await prober
-    wall1, cpu1 = time.time(), cpu_seconds(hub.pid) or 0.0
+    t_end, cpu_end = time.time(), procs.cpu()
     for c in clients:
         await c.aclose()
+    baseline, _ = read_probes(probes, 0, t_login)
+    during_logins, login_probe_errors = read_probes(probes, t_login, t_rush)
+    during, probe_errors = read_probes(probes, t_rush, t_end)
     ready = [t for t, e in results if t is not None]
     failures = Counter(e for _, e in results if e) + login_errors
     api = summary_ms(during)
-    stalls = hub.loop_stalls(wall0, wall1 + 2)
+    stalls = hub.loop_stalls(t_rush, t_end + 2)
+    login_stalls = hub.loop_stalls(t_login, t_rush)
     figures: dict[str, Any] = {
         "users": len(users),
-        "login": summary_ms([t for _, t, e in logins if e is None], (50, 95)),
+        "login": summary_ms([t for _, t, e in logins if e is None], (50, 95, 99)),
+        "logins_seconds": round(t_rush - t_login, 1),
+        "login_retries_by_reason": dict(login_retries),
         "ready": len(ready),
         "failed": sum(failures.values()),
         "failures_by_reason": dict(failures),
-        "time_to_ready": summary_ms(ready, (50, 95)),
-        "rush_seconds": round(rush_seconds, 1),
-        "hub_cpu_seconds_during_rush": round(cpu1 - cpu0, 1),
-        "hub_api_probe": {**api, "baseline_p50_ms": summary_ms(baseline)["p50_ms"],
-                          "errors": len(probe_errors)},
+        "spawn_requests_throttled_429": throttled["429"],
+        "time_to_ready": summary_ms(ready, (50, 95, 99)),
+        "rush_seconds": round(t_end - t_rush, 1),
+        "hub_api_probe": {
+            **api,
+            "baseline_p50_ms": summary_ms(baseline)["p50_ms"],
+            "errors": len(probe_errors),
+        },
+        "hub_api_probe_during_logins": {
+            **summary_ms(during_logins),
+            "errors": len(login_probe_errors),
+        },
         "hub_event_loop": stalls,
-    }  # fmt: skip
+        "hub_event_loop_during_logins": {
+            k: login_stalls[k]
+            for k in (
+                "max_stall_ms",
+                "stalls_over_50ms",
+                "stalls_over_50ms_in_our_code",
+                "max_stall_in_our_code_ms",
+            )
+        },
+        "cpu_seconds_during_logins": cpu_between(cpu_login, cpu_rush, t_rush - t_login),
+        "cpu_seconds_during_rush": cpu_between(cpu_rush, cpu_end, t_end - t_rush),
+    }
+    figures["_window"] = (t_login, t_rush, t_end)  # for run_rush, not printed
     figures["targets"] = {
         "all_ready": len(ready) == len(users),
         "hub_api_p99<=200ms": api["p99_ms"] <= 200,
@@ -201,23 +321,77 @@ async def memory(hub: BenchHub, total_users: int, running: int) -> dict[str, Any
         "jobs_service_rss_mb": rss_mb(jobs_pid) if jobs_pid else None,
         "proxy_rss_mb": rss_mb(child_matching(hub.pid, "configurable-http-proxy") or -1),
         "before_adding_users": before,
-        "servers_are": "real jupyterhub-singleuser processes (kubelet stand-in)",
+        "servers_are": "light single-user servers (kubelet stand-in), after morning_rush_1000",
     }
 
 
-def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
-    n = 3 if quick else int(os.environ.get("VALERIA_BENCH_RUSH_USERS", "100"))
-    total = 20 if quick else 1000
-    users = bench_users(n)
-    # Notebooks run at the lowest CPU priority: in a cluster they run on other nodes,
-    # here they share the hub's two cores (the command is still jupyterhub-singleuser).
-    command = f"{LOW_PRIORITY} {notebook_command()}" if Path(NICE).exists() else None
+def method(kind: str, standins: StandInsProcess) -> dict[str, Any]:
+    """How the rush was run, for its record."""
+    return {
+        "singleuser": kind,
+        "singleuser_command": singleuser_command(kind),
+        "standins": "own process",
+        "standins_pid": standins.pid,
+        "load_generator": "benchmark process",
+        "hub": "own process",
+    }
+
+
+def run_rush(workdir: Path, spec: Rush, quick: bool, total: int) -> dict[str, dict[str, Any]]:
+    """One rush on fresh stand-ins and a fresh hub; the memory scenario after it when
+    ``spec`` is MEMORY_AFTER."""
+    n = spec.quick_users if quick else spec.users
+    users = bench_users(n, prefix=spec.prefix)
+    out: dict[str, dict[str, Any]] = {}
+    started, load = time.perf_counter(), round(os.getloadavg()[0], 2)
     with (
-        bench_stack(workdir, users) as stack,
-        bench_hub(stack, workdir / "hub", singleuser_cmd=command) as hub,
+        standins_process(workdir / "standins", users) as standins,
+        bench_hub(
+            standins, workdir / "hub", singleuser_cmd=singleuser_command(spec.singleuser)
+        ) as hub,
+        prober_process(f"{hub.url}/hub/api/", PROBE_EVERY, workdir / "probes.jsonl") as probes,
     ):
         idle = {"hub_rss_mb_at_start": rss_mb(hub.pid)}
-        figures = asyncio.run(rush(hub, [u.username for u in users]))
-        mem = asyncio.run(memory(hub, total, figures["ready"]))
-        mem.update(idle)
-    return {"scenarios": {NAME: figures, "memory": mem}}
+        procs = Processes(
+            hub=hub.pid,
+            proxy=child_matching(hub.pid, "configurable-http-proxy"),
+            jobs_service=child_matching(hub.pid, "valeria_hub.jobs"),
+            standins=standins.pid,
+        )
+        figures = asyncio.run(rush(hub, [u.username for u in users], probes, procs))
+        t_login, t_rush, t_end = figures.pop("_window")
+        figures["standins_api_during_logins"] = standins.api_latency(t_login, t_rush)
+        figures["standins_api_during_rush"] = standins.api_latency(t_rush, t_end)
+        kube_loop = summarize(read_records(standins.kube_looplag, t_rush, t_end))
+        figures["kube_standin_event_loop"] = {
+            k: v for k, v in kube_loop.items() if not k.startswith("worst_stalls_in")
+        }
+        counts = standins.counts()
+        figures["kube_objects_after"] = {
+            k: counts.get(k, 0) for k in ("v1/pods", "v1/events", "v1/secrets")
+        }
+        out[spec.name] = {
+            "loadavg_1m": load,
+            **method(spec.singleuser, standins),
+            **figures,
+            "seconds": round(time.perf_counter() - started, 1),
+        }
+        if spec.name == MEMORY_AFTER:
+            mem = asyncio.run(memory(hub, total, figures["ready"]))
+            mem.update(idle)
+            out["memory"] = mem
+    return out
+
+
+def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
+    total = 20 if quick else 1000
+    scenarios: dict[str, dict[str, Any]] = {}
+    for spec in RUSHES:
+        try:
+            scenarios.update(run_rush(workdir / spec.name, spec, quick, total))
+        except Exception as e:  # noqa: BLE001 - reported in the rush's record, others run
+            import traceback
+
+            traceback.print_exc()
+            scenarios[spec.name] = {"error": f"{type(e).__name__}: {e}"}
+    return {"scenarios": scenarios}

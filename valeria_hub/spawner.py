@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import copy
 import logging
+import secrets
 import time
 import weakref
 from typing import Any
@@ -28,6 +29,7 @@ from jupyterhub.utils import maybe_future
 from kubernetes_asyncio.client.models import V1Container, V1Volume, V1VolumeMount
 from kubernetes_asyncio.client.rest import ApiException
 from kubespawner import KubeSpawner
+from kubespawner.spawner import EventReflector
 from kubespawner.utils import get_k8s_model
 from markupsafe import Markup
 from tornado import web
@@ -47,6 +49,7 @@ from .flavours import (
 )
 from .metrics import SPAWN_FAILURES
 from .names import dependent_name
+from .pod_events import EventsByPod, PodEventReflector, pod_events
 from .restrictions import Membership
 from .storage import (
     StorageLayout,
@@ -71,6 +74,9 @@ STORAGE_HELP = (
     "Your home and scratch directories are created when your account is set up; ask "
     "support to set them up (operators: valeria-hub users onboard --nfs-root)."
 )
+# The pod's annotation naming the spawn that made it (a random mark per spawn): a pod in
+# the way of a creation that carries this spawn's mark was made by its own earlier try.
+SPAWN_ANNOTATION = "valeria-hub/spawn"
 # API answers worth another try when creating the pod (KubeSpawner itself retries only
 # timeouts and 409): an API server or etcd hiccup must not fail the user's spawn.
 TRANSIENT_KUBE_STATUSES = frozenset({429, 500, 502, 503, 504})
@@ -174,6 +180,13 @@ def apply_workload(pod: Any, volumes: list[dict], mounts: list[dict]) -> Any:
         get_k8s_model(V1VolumeMount, m) for m in mounts
     ]
     return pod
+
+
+def attempt_timeout(base: float, attempt: int, left: float) -> float:
+    """Seconds to wait for the ``attempt``-th try (0: the first) of a Kubernetes call:
+    ``base`` doubled at each try, within the ``left`` seconds of the retry budget, never
+    less than ``base``. Pure."""
+    return max(base, min(base * 2**attempt, left))
 
 
 def spawn_timings(t0: float, t1: float, secret: float, vault: float) -> dict[str, float]:
@@ -288,6 +301,8 @@ class ValeriaSpawner(KubeSpawner):
         self._configured_psc = dict(psc) if isinstance(psc, dict) else {}
         self._configured_csc = dict(csc) if isinstance(csc, dict) else {}
         self._creating_pod = False
+        self._pod_create_tries = 0
+        self._spawn_mark = secrets.token_hex(8)
         self._watching_storage_check = False
         # the last spawn's refusal, for the page after a form submission (spawn.html)
         self.refusal: SpawnRefused | None = None
@@ -319,6 +334,26 @@ class ValeriaSpawner(KubeSpawner):
                 pass
         async for event in super().progress():
             yield event
+
+    async def _start_reflector(self, kind: str, reflector_class: type, **kwargs: Any) -> Any:
+        """KubeSpawner's, with the event reflector that groups events by pod."""
+        if kind == "events" and reflector_class is EventReflector:
+            reflector_class = PodEventReflector
+        return await super()._start_reflector(kind, reflector_class, **kwargs)
+
+    @property
+    def events(self) -> list[dict]:
+        """This pod's events since the spawn began, oldest first, as KubeSpawner's
+        ``events``, read from the reflector's index by pod (valeria_hub.pod_events):
+        KubeSpawner sorts every event of the namespace for each read, once a second
+        per progress stream, which stalled the hub's loop for seconds in a rush."""
+        reflector = self.event_reflector
+        if reflector is None:
+            return []
+        resources = reflector.resources
+        if not isinstance(resources, EventsByPod):  # a reflector KubeSpawner made
+            return super().events
+        return pod_events(resources.of_pod(self.pod_name), self._last_event)
 
     # -- identity ---------------------------------------------------------------------
     @property
@@ -358,15 +393,20 @@ class ValeriaSpawner(KubeSpawner):
         with back-off for up to ``k8s_api_request_retry_timeout``; other errors at once.
 
         A busy API server (a morning rush) answers slowly; a spawn should wait for it,
-        not fail on the first slow answer.
+        not fail on the first slow answer. Each try waits twice as long as the one
+        before (``attempt_timeout``): a creation that timed out was usually made all
+        the same, and trying it again at the same pace only adds to the API server's
+        load (and meets a 409).
         """
         deadline = time.monotonic() + self.k8s_api_request_retry_timeout
         delay = 0.2
+        attempt = 0
         while True:
+            left = deadline - time.monotonic()
+            timeout = attempt_timeout(self.k8s_api_request_timeout, attempt, left)
+            attempt += 1
             try:
-                return await asyncio.wait_for(
-                    fn(*args, **kwargs), timeout=self.k8s_api_request_timeout
-                )
+                return await asyncio.wait_for(fn(*args, **kwargs), timeout=timeout)
             except ApiException as e:
                 if e.status not in TRANSIENT_KUBE_STATUSES or time.monotonic() > deadline:
                     raise
@@ -382,7 +422,8 @@ class ValeriaSpawner(KubeSpawner):
         Made right after the pod (a container that starts first waits for it: the
         kubelet retries), so it goes with the pod whatever happens, and the hub needs
         neither ``patch`` nor ``update`` on Secrets (either answers with the whole
-        Secret). A Secret left by a crashed spawn is deleted and made again.
+        Secret). A Secret in the way (a crashed spawn's, or made by a try that timed
+        out) is deleted and made again.
         """
         manifest = s3_secret_manifest(
             self.secret_name_s3,
@@ -394,15 +435,22 @@ class ValeriaSpawner(KubeSpawner):
         )
         create = self.api.create_namespaced_secret
         try:
-            try:
-                await self._kube(create, self.namespace, manifest)
-            except ApiException as e:
-                if e.status != 409:
-                    raise
-                await self._kube(
-                    self.api.delete_namespaced_secret, self.secret_name_s3, self.namespace
-                )
-                await self._kube(create, self.namespace, manifest)
+            for attempt in range(3):
+                try:
+                    await self._kube(create, self.namespace, manifest)
+                    break
+                except ApiException as e:
+                    if e.status != 409 or attempt == 2:
+                        raise
+                # in the way: a crashed spawn's, or ours from a try that timed out
+                # after the API server had made it (so a 404 here is fine too)
+                try:
+                    await self._kube(
+                        self.api.delete_namespaced_secret, self.secret_name_s3, self.namespace
+                    )
+                except ApiException as e:
+                    if e.status != 404:
+                        raise
         except (ApiException, TimeoutError, aiohttp.ClientError) as e:
             raise SpawnRefused(
                 "kubernetes",
@@ -530,6 +578,10 @@ class ValeriaSpawner(KubeSpawner):
             self.working_dir = work.home
         pod = await super().get_pod_manifest()
         pod = apply_workload(pod, work.volumes, work.volume_mounts)
+        pod.metadata.annotations = {
+            **(pod.metadata.annotations or {}),
+            SPAWN_ANNOTATION: self._spawn_mark,
+        }
         if self.check_storage and work.checked_dirs:
             pod.spec.init_containers = [
                 self._storage_check(pod, work),
@@ -609,6 +661,8 @@ class ValeriaSpawner(KubeSpawner):
         )
         self._progress_changed.set()
         self._watching_storage_check = True
+        self._pod_create_tries = 0
+        self._spawn_mark = secrets.token_hex(8)
         try:
             result = await super()._start()
         except BaseException:
@@ -626,20 +680,30 @@ class ValeriaSpawner(KubeSpawner):
 
     async def _make_create_pod_request(self, pod: Any, request_timeout: float) -> bool:
         """Create the pod, then its S3 Secret owned by it; False asks KubeSpawner's
-        back-off to try again.
+        back-off to try again. Each try waits twice as long as the one before, as in
+        ``_kube`` (KubeSpawner gives every try ``k8s_api_request_timeout``: against a slow
+        API server each try timed out after the pod was made, the next met a 409 and
+        deleted it, and so on until the retry budget was spent).
 
-        As KubeSpawner does, a 409 stops the pod in the way (a leftover of a crashed
-        spawn) and tries again; transient API errors and dropped connections are tried
-        again too (a pod made after all meets the 409 path). The Secret needs the new
-        pod's uid, which only this response carries.
+        A 409 on a later try usually means the earlier try was made after all, its
+        answer late: a pod carrying this spawn's mark (``SPAWN_ANNOTATION``) is kept. Any
+        other pod in the way (a leftover of a crashed spawn) is stopped, as KubeSpawner
+        does, and the creation tried again; transient API errors and dropped connections
+        are tried again too. The Secret needs the new pod's uid, which only the pod's
+        creation (or, for a kept pod, a read of it) tells.
         """
         name = pod.metadata.name
         self._creating_pod = True
+        timeout = attempt_timeout(
+            request_timeout, self._pod_create_tries, self.k8s_api_request_retry_timeout
+        )
+        self._pod_create_tries += 1
         try:
             self.log.info("Creating pod %s", name)
             created = await asyncio.wait_for(
-                self.api.create_namespaced_pod(self.namespace, pod), request_timeout
+                self.api.create_namespaced_pod(self.namespace, pod), timeout
             )
+            pod_uid = created.metadata.uid
         except TimeoutError:
             return False
         except aiohttp.ClientConnectionError as e:
@@ -647,25 +711,39 @@ class ValeriaSpawner(KubeSpawner):
             return False
         except ApiException as e:
             if e.status == 409:
-                self.log.info("Pod %s exists already: stopping it, then starting again", name)
-                await self.stop(True)
-                return False
-            if e.status not in TRANSIENT_KUBE_STATUSES:
+                pod_uid = await self._own_pod_uid(name)
+                if pod_uid is None:
+                    self.log.info("Pod %s exists already: stopping it, then starting again", name)
+                    await self.stop(True)
+                    return False
+                self.log.info("Pod %s was made by an earlier try (late answer): kept", name)
+            elif e.status not in TRANSIENT_KUBE_STATUSES:
                 self.log.error("Creating pod %s failed: HTTP %s", name, e.status)
                 raise
-            self.log.warning("Creating pod %s: HTTP %s, retrying", name, e.status)
-            return False
+            else:
+                self.log.warning("Creating pod %s: HTTP %s, retrying", name, e.status)
+                return False
         finally:
             self._creating_pod = False
         started = time.perf_counter()
         try:
-            await self.create_s3_secret(self._profile, created.metadata.uid)
+            await self.create_s3_secret(self._profile, pod_uid)
         except SpawnRefused:
             await self.stop(True)  # no pod without its keys
             raise
         finally:
             self._secret_seconds = time.perf_counter() - started
         return True
+
+    async def _own_pod_uid(self, name: str) -> str | None:
+        """The uid of pod ``name`` if this very spawn made it (its mark), else None."""
+        try:
+            existing = await self._kube(self.api.read_namespaced_pod, name, self.namespace)
+        except (ApiException, TimeoutError, aiohttp.ClientError):
+            return None
+        meta = existing.metadata
+        mine = (meta.annotations or {}).get(SPAWN_ANNOTATION) == self._spawn_mark
+        return meta.uid if mine and not meta.deletion_timestamp else None
 
     async def stop(self, now: bool = False) -> None:
         await super().stop(now=now)

@@ -4,7 +4,7 @@
 hub; the figures' keys are checked, and the figures that are counts rather than times
 (one refresh for 50 requests, every rush user ready, users in the database) too.
 The pure parts (statistics, log parsing, the README table, the loop-lag monitor)
-are tested directly.
+and the rush's light single-user server are tested directly.
 """
 
 from __future__ import annotations
@@ -40,15 +40,23 @@ EXPECTED = {
         "hub_side_secret_p50_ms",
         "targets",
     },
-    "morning_rush": {
-        "users",
-        "ready",
-        "failed",
-        "failures_by_reason",
-        "time_to_ready",
-        "hub_api_probe",
-        "hub_event_loop",
-        "targets",
+    **{
+        rush: {
+            "singleuser",
+            "standins",
+            "users",
+            "login",
+            "ready",
+            "failed",
+            "failures_by_reason",
+            "time_to_ready",
+            "hub_api_probe",
+            "hub_event_loop",
+            "cpu_seconds_during_rush",
+            "standins_api_during_rush",
+            "targets",
+        }
+        for rush in ("morning_rush", "morning_rush_jupyterlab", "morning_rush_1000")
     },
     "memory": {"users_in_db", "running_servers", "hub_rss_mb", "jobs_service_rss_mb"},
     "token_refresh": {"concurrent_requests", "token_endpoint_calls", "failures", "session"},
@@ -81,11 +89,19 @@ def test_quick_run_prints_every_scenario(tmp_path):
         assert rec["versions"]["valeria-hub"]
     spawn = records["spawn_overhead"]
     assert spawn["hub_side_ours_p50_ms"] > 0 and spawn["hub_side_vault_p50_ms"] > 0
-    rush = records["morning_rush"]
-    assert rush["ready"] == rush["users"] == 3, rush["failures_by_reason"]
-    assert rush["hub_api_probe"]["n"] > 0
+    # three rushes, each on its own stand-ins process: light servers, JupyterLab, light
+    for name, kind, users in (
+        ("morning_rush", "light", 3),
+        ("morning_rush_jupyterlab", "jupyterlab", 2),
+        ("morning_rush_1000", "light", 5),
+    ):
+        rush = records[name]
+        assert (rush["singleuser"], rush["standins"]) == (kind, "own process")
+        assert rush["ready"] == rush["users"] == users, rush["failures_by_reason"]
+        assert rush["hub_api_probe"]["n"] > 0
+        assert rush["standins_api_during_rush"]["kube: create pods"]["n"] >= users
     assert records["memory"]["users_in_db"] == 20
-    assert records["memory"]["running_servers"] == 3
+    assert records["memory"]["running_servers"] == 5  # after morning_rush_1000
     assert records["memory"]["hub_rss_mb"] > 0 and records["memory"]["jobs_service_rss_mb"] > 0
     refresh = records["token_refresh"]
     assert refresh["token_endpoint_calls"] == 1 and refresh["failures"] == 0
@@ -107,6 +123,7 @@ def test_quick_run_prints_every_scenario(tmp_path):
     # the README table is made from these records
     table = markdown(list(records.values()))
     assert "### jobs" in table and "| token_endpoint_calls | 1 |" in table
+    assert "| ready of users | 3 of 3 | 2 of 2 | 5 of 5 |" in table
 
 
 def test_statistics():
@@ -177,3 +194,76 @@ def test_blame_finds_our_innermost_frame():
     ]
     assert blame(frames) == "/x/valeria_hub/spawner.py:10 _start"
     assert blame(["/x/valeria_hub/devstack/looplag.py:1 _tick"]) is None
+
+
+def test_light_server_answers_the_hub_as_jupyterhub_singleuser_does(tmp_path):
+    """The rush's pods: the hub's readiness check, the version header, and one
+    activity post with the server's token, from the environment the spawner gives."""
+    import http.server
+    import threading
+    import urllib.request
+
+    from benchmarks.light_singleuser import isoformat, settings, split_url
+    from devstack.hub import free_port
+
+    assert split_url("http://10.0.0.1:8888/user/a/") == ("http", "10.0.0.1", 8888, "/user/a/")
+    env = {"JUPYTERHUB_SERVICE_URL": "http://127.0.0.9:8888/user/a%40b/"}
+    assert settings(["--port=9999"], env) == {
+        "ip": "127.0.0.9",
+        "port": 9999,
+        "prefix": "/user/a%40b/",
+        "version": "",
+    }
+    assert isoformat(0.5) == "1970-01-01T00:00:00.500000Z"
+
+    posts: list[tuple[str, str, bytes]] = []
+
+    class Hub(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            body = self.rfile.read(int(self.headers["Content-Length"]))
+            posts.append((self.path, self.headers["Authorization"], body))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    hub = http.server.HTTPServer(("127.0.0.1", 0), Hub)
+    threading.Thread(target=hub.serve_forever, daemon=True).start()
+    port = free_port()
+    activity = f"http://127.0.0.1:{hub.server_port}/hub/api/users/a%40b/activity"
+    proc = subprocess.Popen(
+        [sys.executable, "-I", "-S", str(REPO / "benchmarks" / "light_singleuser.py"),
+         "--jupyterhub-version=6.1.1"],
+        env={
+            "JUPYTERHUB_SERVICE_URL": f"http://127.0.0.1:{port}/user/a%40b/",
+            "JUPYTERHUB_ACTIVITY_URL": activity,
+            "JUPYTERHUB_API_TOKEN": "the-servers-token",
+        },
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            try:
+                with urllib.request.urlopen(
+                    f"http://127.0.0.1:{port}/user/a%40b/api", timeout=5
+                ) as r:
+                    assert r.headers["X-JupyterHub-Version"] == "6.1.1"
+                    assert json.loads(r.read()) == {"version": "6.1.1"}
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the light server did not answer"
+                time.sleep(0.1)
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(f"http://127.0.0.1:{port}/elsewhere", timeout=5)
+        assert e.value.code == 404
+        while not posts and time.monotonic() < deadline:
+            time.sleep(0.1)
+        path, auth, body = posts[0]
+        assert (path, auth) == ("/hub/api/users/a%40b/activity", "token the-servers-token")
+        sent = json.loads(body)
+        assert sent["servers"][""]["last_activity"] == sent["last_activity"]
+    finally:
+        proc.terminate()
+        proc.wait(10)
+        hub.shutdown()

@@ -248,10 +248,20 @@ class RealmClient:
         verify: bool = True,
         leeway: float = 30.0,
         jwks_min_interval: float = 30.0,
+        max_concurrent: int = 20,
+        queue_timeout: float = 30.0,
     ) -> None:
         self.realm_url = realm_url.rstrip("/")
         self.timeout = timeout
         self.verify = verify
+        # A login burst (1,000 people at 9:00) must not reach httpx's connection pool all
+        # at once: its pool re-examines every waiting request against every connection
+        # each time one frees up, which cost ~50 s of the hub's CPU for 1,000 concurrent
+        # token requests (and their pool timeouts failed the logins), against ~4 s when at
+        # most 20 are in it. The rest wait here, in order, for up to ``queue_timeout``.
+        self.max_concurrent = max_concurrent
+        self.queue_timeout = queue_timeout
+        self._slots = asyncio.Semaphore(max_concurrent)
         self.leeway = leeway
         # an unknown key id makes us fetch the keys again (Keycloak rotated them), but at
         # most this often: anyone can send a token with a made-up kid
@@ -268,9 +278,28 @@ class RealmClient:
     def http(self) -> httpx.AsyncClient:
         if self._http is None or self._http.is_closed:
             self._http = httpx.AsyncClient(
-                timeout=httpx.Timeout(self.timeout), verify=self.verify, follow_redirects=False
+                timeout=httpx.Timeout(self.timeout),
+                verify=self.verify,
+                follow_redirects=False,
+                limits=httpx.Limits(
+                    max_connections=self.max_concurrent,
+                    max_keepalive_connections=self.max_concurrent,
+                ),
             )
         return self._http
+
+    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
+        """One request to Keycloak, at most ``max_concurrent`` at a time (see __init__);
+        httpx.PoolTimeout after ``queue_timeout`` seconds of waiting for a turn."""
+        try:
+            async with asyncio.timeout(self.queue_timeout):
+                await self._slots.acquire()
+        except TimeoutError:
+            raise httpx.PoolTimeout(f"no turn in {self.queue_timeout:.0f}s") from None
+        try:
+            return await self.http.request(method, url, **kwargs)
+        finally:
+            self._slots.release()
 
     async def aclose(self) -> None:
         if self._http is not None:
@@ -283,7 +312,7 @@ class RealmClient:
 
     async def _get_json(self, url: str, what: str) -> Any:
         try:
-            resp = await self.http.get(url, headers={"Accept": "application/json"})
+            resp = await self._send("GET", url, headers={"Accept": "application/json"})
         except httpx.HTTPError as e:
             raise KeycloakUnavailable(f"{what}: {type(e).__name__}") from None
         if resp.status_code != 200:
@@ -440,7 +469,7 @@ class RealmClient:
         meta = await self.metadata()
         form = {k: str(v) for k, v in params.items() if v is not None}
         try:
-            resp = await self.http.post(meta.token_endpoint, data=form, headers=dict(headers))
+            resp = await self._send("POST", meta.token_endpoint, data=form, headers=dict(headers))
         except httpx.HTTPError as e:
             raise KeycloakUnavailable(f"token endpoint: {type(e).__name__}") from None
         try:
