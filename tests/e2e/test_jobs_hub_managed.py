@@ -14,7 +14,7 @@ import pytest
 
 from devstack.stack import DEMO_STORAGE
 from tests.helpers.e2e import browser, running_hub, running_stack, stack_objects
-from tests.helpers.security_stack import own_token
+from tests.helpers.security_stack import jobs_api, own_token
 
 pytestmark = pytest.mark.e2e
 
@@ -51,11 +51,7 @@ def test_alice_submits_a_job_with_her_own_token_and_it_runs_as_her(env):
     _, hub = env
     with contextlib.closing(browser(hub, "alice")) as client:
         token = own_token(client, hub.public_url, "alice")
-    api = httpx.Client(
-        base_url=f"{hub.public_url}/services/jobs/",
-        headers={"Authorization": f"token {token}"},
-        timeout=30,
-    )
+    api = jobs_api(hub, token)
     with api:
         assert api.get("authorized").json()["name"] == "alice"
         container = {
@@ -193,11 +189,7 @@ def test_a_logout_reaches_the_service_at_once(env):
     client = browser(hub, "alice")
     with contextlib.closing(client):
         token = own_token(client, hub.public_url, "alice")
-        with httpx.Client(
-            base_url=f"{hub.public_url}/services/jobs/",
-            headers={"Authorization": f"token {token}"},
-            timeout=30,
-        ) as api:
+        with jobs_api(hub, token) as api:
             assert api.post("jobs/", json=small_job("before-logout")).status_code == 201
             assert api.post("jobs/", json=small_job("still-in")).status_code == 201
             for headers in ({}, {"Authorization": f"token {token}"}):  # not the hub
@@ -229,11 +221,7 @@ def test_a_back_channel_logout_reaches_the_service_at_once(env):
     try:
         with contextlib.closing(browser(hub, "bob")) as client:
             token = own_token(client, hub.public_url, "bob")
-        with httpx.Client(
-            base_url=f"{hub.public_url}/services/jobs/",
-            headers={"Authorization": f"token {token}"},
-            timeout=30,
-        ) as api:
+        with jobs_api(hub, token) as api:
             assert api.post("jobs/", json=small_job("bob-before")).status_code == 201
             assert kc.call(kc.end_user_sessions, "bob") >= 1
             delivery = kc.call(lambda: kc.backchannel_log[-1])
@@ -261,11 +249,7 @@ def test_a_token_in_its_last_seconds_is_refreshed_by_the_hub_not_refused(env):
 
         counted = refreshes()
         time.sleep(12)  # 28 s left: less than the 30 s the Vault login needs
-        with httpx.Client(
-            base_url=f"{hub.public_url}/services/jobs/",
-            headers={"Authorization": f"token {token}"},
-            timeout=30,
-        ) as api:
+        with jobs_api(hub, token) as api:
             resp = api.post("jobs/", json=small_job("fresh-token"))
             assert resp.status_code == 201, resp.text[:300]
             assert refreshes() == counted + 1

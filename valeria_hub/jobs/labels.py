@@ -19,13 +19,7 @@ def platform_labels(username: str) -> dict[str, str]:
 
 def owned_by(obj_meta: dict[str, Any], username: str, namespace: str) -> bool:
     """True when an object (camelCase or snake_case metadata) belongs to ``username``."""
-    labels = obj_meta.get("labels") or {}
-    annotations = obj_meta.get("annotations") or {}
-    return (
-        obj_meta.get("namespace") == namespace
-        and labels.get(OWNER_LABEL) == owner_label(username)
-        and annotations.get(USERNAME_ANNOTATION) == username
-    )
+    return Owner(username, namespace).owns_meta(obj_meta)
 
 
 @dataclass(frozen=True)
@@ -41,7 +35,9 @@ class Owner:
         object.__setattr__(self, "label", owner_label(self.username))
 
     def owns(self, obj: dict[str, Any]) -> bool:
-        meta = obj["metadata"]
+        return self.owns_meta(obj["metadata"])
+
+    def owns_meta(self, meta: dict[str, Any]) -> bool:
         return (
             meta.get("namespace") == self.namespace
             and (meta.get("labels") or {}).get(OWNER_LABEL) == self.label
