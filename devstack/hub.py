@@ -133,6 +133,10 @@ class HubProcess:
 
     def stop(self, timeout: float = 15) -> None:
         proc, self.proc = self.proc, None
+        # JupyterHub starts its managed services (the idle culler, the jobs service) and
+        # its proxy in sessions of their own: killing the hub's group does not reach them,
+        # so note them while they are still the hub's children and stop what outlives it.
+        left = descendants(proc.pid) if proc is not None else {}
         if proc is not None and proc.poll() is None:
             with contextlib.suppress(ProcessLookupError):
                 proc.send_signal(signal.SIGTERM)
@@ -147,6 +151,7 @@ class HubProcess:
             with contextlib.suppress(Exception):
                 proc.wait(5)
             self._stop_left_proxy()
+            kill_survivors(left)
         if self._log is not None:
             self._log.close()
             self._log = None
@@ -174,3 +179,49 @@ class HubProcess:
 
     async def astop(self, timeout: float = 15) -> None:
         await asyncio.to_thread(self.stop, timeout)
+
+
+def start_time(pid: int) -> str | None:
+    """A live process's start time (field 22 of /proc/PID/stat): a pid and its start time
+    name one process, even after the pid is reused. None once it is gone or a zombie."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return None if fields[0] == "Z" else fields[19]
+
+
+def descendants(root: int) -> dict[int, str]:
+    """Every process below ``root`` now, with its start time."""
+    children: dict[int, list[int]] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            ppid = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        children.setdefault(ppid, []).append(int(entry.name))
+    found: dict[int, str] = {}
+    todo = list(children.get(root, ()))
+    while todo:
+        pid = todo.pop()
+        started = start_time(pid)
+        if started is not None and pid not in found:
+            found[pid] = started
+            todo.extend(children.get(pid, ()))
+    return found
+
+
+def kill_survivors(processes: dict[int, str], wait: float = 5) -> None:
+    """SIGKILL those of ``processes`` still alive (the same pid *and* start time), then wait
+    for them to go."""
+    alive = [pid for pid, started in processes.items() if start_time(pid) == started]
+    for pid in alive:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + wait
+    while alive and time.monotonic() < deadline:
+        alive = [pid for pid in alive if start_time(pid) == processes[pid]]
+        if alive:
+            time.sleep(0.05)

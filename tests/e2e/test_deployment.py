@@ -13,7 +13,7 @@ import time
 import httpx
 import pytest
 
-from devstack.hub import DEFAULT_CONFIG, HubProcess, free_port
+from devstack.hub import DEFAULT_CONFIG, HubProcess, descendants, free_port, start_time
 from tests.helpers.e2e import browser, progress_events, running_stack, spawn, wait_for_lab
 from tests.helpers.pg import postgres_server
 
@@ -219,5 +219,20 @@ def test_idle_culler_stops_an_unused_server(pg_stack):
         else:
             raise AssertionError("the idle culler did not stop bob's server")
         assert "Culling server" in hub.log_text() or "culling" in hub.log_text().lower()
+        below = descendants(hub.proc.pid)
+        culler = [p for p in below if b"jupyterhub_idle_culler" in _cmdline(p)]
+        assert culler, "the hub runs its idle culler"
     finally:
-        hub.stop()
+        # no time to stop its services itself (a loaded machine, a hub with many servers)
+        hub.stop(timeout=0)
+    # JupyterHub starts managed services in sessions of their own: stopping the hub must
+    # still stop them, and the proxy (nothing a test starts outlives it)
+    assert [pid for pid, started in below.items() if start_time(pid) == started] == []
+
+
+def _cmdline(pid: int) -> bytes:
+    try:
+        with open(f"/proc/{pid}/cmdline", "rb") as f:
+            return f.read()
+    except OSError:
+        return b""
