@@ -14,8 +14,12 @@ from fastapi import Depends, Request
 from .service import Context
 
 
-def get_context(request: Request) -> Context:
-    """The running service's context (made by the app's lifespan)."""
+async def get_context(request: Request) -> Context:
+    """The running service's context (made by the app's lifespan).
+
+    A coroutine on purpose: FastAPI runs a plain function dependency in its thread pool,
+    a hop through a thread per request for an attribute read (at 50 concurrent requests
+    they queue for the pool's threads)."""
     return request.app.state.ctx
 
 

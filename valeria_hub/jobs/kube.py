@@ -16,6 +16,7 @@ import aiohttp
 from kubernetes_asyncio import client, config
 from kubernetes_asyncio.client.rest import ApiException
 
+from ..kube_session import without_environment_lookups
 from .shapes import client_shape, iso_datetimes
 
 IN_CLUSTER_NAMESPACE = Path("/var/run/secrets/kubernetes.io/serviceaccount/namespace")
@@ -92,7 +93,8 @@ class Kube:
         else:
             config.load_incluster_config(client_configuration=cfg)
             namespace = _incluster_namespace()
-        kube = cls(client.ApiClient(configuration=cfg), timeout, stream_pool_size)
+        api = without_environment_lookups(client.ApiClient(configuration=cfg))
+        kube = cls(api, timeout, stream_pool_size)
         kube.default_namespace = namespace or "default"
         return kube
 
@@ -110,7 +112,7 @@ class Kube:
             # copies too), its own pool size
             cfg = copy.deepcopy(self.api_client.configuration)
             cfg.connection_pool_maxsize = self.stream_pool_size
-            self._stream_client = client.ApiClient(configuration=cfg)
+            self._stream_client = without_environment_lookups(client.ApiClient(configuration=cfg))
         return client.CoreV1Api(self._stream_client)
 
     def _batch_streams(self) -> client.BatchV1Api:
@@ -120,7 +122,7 @@ class Kube:
         if self._watch_client is None:
             cfg = copy.deepcopy(self.api_client.configuration)
             cfg.connection_pool_maxsize = 0  # aiohttp: no limit
-            self._watch_client = client.ApiClient(configuration=cfg)
+            self._watch_client = without_environment_lookups(client.ApiClient(configuration=cfg))
         return client.BatchV1Api(self._watch_client)
 
     async def _call(self, fn: Any, *args: Any, **kwargs: Any) -> Any:
