@@ -1,148 +1,30 @@
-"""A throw-away PostgreSQL server (Debian's package) for the deployment tests."""
+"""PostgreSQL for the deployment tests: devstack's server, or a clear failure under CI."""
 
 from __future__ import annotations
 
 import contextlib
-import glob
 import os
-import shutil
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
-from pathlib import Path
 
 import pytest
 
-from devstack.hub import free_port
+from devstack.postgres import Postgres, bindir
+
+__all__ = ["Postgres", "postgres_server", "require_postgres"]
 
 
-@dataclass(frozen=True)
-class Postgres:
-    host: str
-    port: int
-    user: str
-    password: str
-    database: str
-
-    def env(self) -> dict[str, str]:
-        return {
-            "JUPYTERHUB_DATABASE_HOST": self.host,
-            "JUPYTERHUB_DATABASE_PORT": str(self.port),
-            "JUPYTERHUB_DATABASE_USER": self.user,
-            "JUPYTERHUB_DATABASE_PASSWORD": self.password,
-            "JUPYTERHUB_DATABASE_NAME": self.database,
-        }
-
-
-def _bindir() -> Path | None:
-    found = sorted(glob.glob("/usr/lib/postgresql/*/bin/initdb"))
-    return Path(found[-1]).parent if found else None
-
-
-def require_postgres() -> Path:
-    bindir = _bindir()
-    if bindir is None:
+def require_postgres() -> None:
+    if bindir() is None:
         if os.environ.get("CI", "").lower() == "true":
             pytest.fail("PostgreSQL is not installed (apt-get install postgresql); CI=true")
         pytest.skip("PostgreSQL is not installed (apt-get install postgresql)")
-    return bindir
 
 
 @contextlib.contextmanager
 def postgres_server(password: str) -> Iterator[Postgres]:
-    """initdb + postgres on a free loopback port; as the postgres user when root."""
-    bindir = require_postgres()
-    # the server runs as the postgres user, who cannot enter pytest's root-only tmp dirs
-    tmp = Path(tempfile.mkdtemp(prefix="valeria-pg-"))
-    data = tmp / "pgdata"
-    data.mkdir(parents=True)
-    pwfile = tmp / "pgpass"
-    pwfile.write_text(password + "\n")
-    as_user: list[str] = []
-    if os.geteuid() == 0:
-        shutil.chown(tmp, "postgres")
-        shutil.chown(data, "postgres")
-        shutil.chown(pwfile, "postgres")
-        as_user = ["runuser", "-u", "postgres", "--"]
-    subprocess.run(
-        [
-            *as_user,
-            str(bindir / "initdb"),
-            "-D",
-            str(data),
-            "-U",
-            "hub",
-            "-A",
-            "scram-sha-256",
-            f"--pwfile={pwfile}",
-            "--no-sync",
-        ],
-        check=True,
-        capture_output=True,
-        timeout=120,
-    )
-    port = free_port()
-    log = tmp / "postgres.log"
-    proc = subprocess.Popen(
-        [
-            *as_user,
-            str(bindir / "postgres"),
-            "-D",
-            str(data),
-            "-p",
-            str(port),
-            "-k",
-            str(tmp),
-            "-c",
-            "listen_addresses=127.0.0.1",
-            "-c",
-            "fsync=off",
-        ],
-        stdout=open(log, "ab"),
-        stderr=subprocess.STDOUT,  # noqa: SIM115
-    )
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            ready = subprocess.run(
-                [str(bindir / "pg_isready"), "-h", "127.0.0.1", "-p", str(port)],
-                capture_output=True,
-            )
-            if ready.returncode == 0:
-                break
-            if proc.poll() is not None:
-                raise RuntimeError(f"postgres exited: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        env = {**os.environ, "PGPASSWORD": password}
-        subprocess.run(
-            [
-                str(bindir / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(port),
-                "-U",
-                "hub",
-                "jupyterhub",
-            ],
-            check=True,
-            capture_output=True,
-            env=env,
-            timeout=60,
-        )
-        yield Postgres("127.0.0.1", port, "hub", password, "jupyterhub")
-    finally:
-        subprocess.run(
-            [*as_user, str(bindir / "pg_ctl"), "-D", str(data), "stop", "-m", "fast", "-w"],
-            capture_output=True,
-            timeout=60,
-        )
-        proc.terminate()
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(10)
-        shutil.rmtree(tmp, ignore_errors=True)
+    """A throw-away server for one test module (commits do not wait for the disk)."""
+    require_postgres()
+    from devstack.postgres import postgres_server as server
+
+    with server(password) as pg:
+        yield pg
