@@ -11,6 +11,7 @@ import sys
 from jupyterhub.roles import get_default_roles
 
 from valeria_hub.auth.notebook_token import CUSTOM_SCOPES, with_keycloak_token_scope
+from valeria_hub.database import use_write_ahead_log_for_sqlite
 from valeria_hub.envconfig import ConfigError, read_settings
 from valeria_hub.gc_tuning import tune_gc
 from valeria_hub.jobs.hub_service import SERVICE_NAME, service_definition, service_roles
@@ -43,6 +44,7 @@ else:
         "WARNING: JUPYTERHUB_DATABASE_HOST is not set: using SQLite in the working directory",
         file=sys.stderr,
     )
+    use_write_ahead_log_for_sqlite()
 # A hub restart (a new pod, an upgrade) must not stop anyone's notebook: servers keep
 # running and the restarted hub finds them again in the database.
 c.JupyterHub.cleanup_servers = False

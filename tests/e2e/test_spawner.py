@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import sqlite3
 import time
 
 import pytest
@@ -252,3 +253,17 @@ def test_an_entry_with_only_a_uid_runs_with_that_uid_as_its_group(env):
     assert (sc["runAsUser"], sc["runAsGroup"], sc["fsGroup"]) == (1004, 1004, 1004)
     procs = notebook_processes("admin", hub)
     assert procs and all((p["uid"], p["gid"]) == (1004, 1004) for p in procs)
+
+
+def test_a_hub_on_sqlite_keeps_a_write_ahead_log(env):
+    """Without JUPYTERHUB_DATABASE_HOST the hub uses SQLite: in WAL mode its commits do
+    not wait for the disk, which its event loop would wait for (valeria_hub.database)."""
+    _, hub = env
+    db = sqlite3.connect(hub.workdir / "jupyterhub.sqlite")
+    try:
+        assert db.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
+        # the hub's own database, not an empty file
+        assert db.execute("select name from sqlite_master where name = 'users'").fetchone()
+    finally:
+        db.close()
+    assert (hub.workdir / "jupyterhub.sqlite-wal").exists()
