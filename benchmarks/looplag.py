@@ -32,17 +32,28 @@ import os
 import sys
 import threading
 import time
-import traceback
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
 OUR_PACKAGE = "valeria_hub"
 GC_FRAME = "<garbage collection>"
 
 
-def frame_summary(stack: traceback.StackSummary, limit: int = 40) -> list[str]:
-    """The innermost frames as ``file:line function`` strings. Pure."""
-    return [f"{f.filename}:{f.lineno} {f.name}" for f in list(stack)[-limit:]]
+def frame_summary(frame: FrameType | None, limit: int = 40) -> list[str]:
+    """The innermost ``limit`` frames from ``frame`` outwards, outermost first, as
+    ``file:line function`` strings.
+
+    Read from the frame objects alone: ``traceback.extract_stack`` also checks each
+    file's source in ``linecache`` (a ``stat`` per frame), all of it holding the
+    interpreter lock that the loop thread being measured needs."""
+    found: list[str] = []
+    while frame is not None and len(found) < limit:
+        code = frame.f_code
+        found.append(f"{code.co_filename}:{frame.f_lineno} {code.co_name}")
+        frame = frame.f_back
+    found.reverse()
+    return found
 
 
 def blame(frames: list[str], package: str = OUR_PACKAGE) -> str | None:
@@ -181,14 +192,20 @@ class LoopLagMonitor:
         time since the previous one (or since the tick slept) that the loop thread was
         not kept waiting for a CPU."""
         last = (0.0, 0.0, 0.0)  # (time, run-queue wait, GC time) at the previous sample
-        while not self._stop.wait(self.interval / 2):
+        pause = self.interval / 2
+        while not self._stop.wait(pause):
             now, beat_id = time.perf_counter(), self._beat_id
-            if now - self._beat < self.stall + self.interval:
+            due = self._beat + self.stall + self.interval  # a stall from then on
+            if now < due:
+                # no stall possible before ``due``: waking every few ms until then would
+                # take the interpreter lock from the loop being measured
+                pause = max(self.interval / 2, due - now)
                 continue
+            pause = self.interval / 2
             frame = sys._current_frames().get(self._loop_thread or 0)
             if frame is None:
                 continue
-            frames = frame_summary(traceback.extract_stack(frame))
+            frames = frame_summary(frame)
             wait, collected = runqueue_wait(self._sched_fd), self._gc_seconds
             if self._samples is None or self._samples[0] != beat_id:
                 self._samples = (beat_id, [])
