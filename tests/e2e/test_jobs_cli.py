@@ -92,6 +92,18 @@ def test_submit_list_show_follow_logs_and_delete(configured, stack, tmp_path):
     assert code == 0, err
     assert out.splitlines()[-2:] == [str(UIDS["alice"][0]), "from-code hello"]
 
+    code, out, err = cli("events", "cli-job")
+    assert code == 0, err
+    header, *rows = out.splitlines()
+    assert header.split()[:2] == ["LAST", "SEEN"] and header.split()[3:5] == ["TYPE", "REASON"]
+    seen = {(r.split()[3], r.split()[4]) for r in rows}  # date, time, type, reason, object
+    assert ("SuccessfulCreate", "Job/cli-job") in seen and ("Completed", "Job/cli-job") in seen
+    assert any(obj.startswith("Pod/cli-job-") for _, obj in seen)
+    code, out, err = cli("events", "cli-job", "-o", "json")
+    assert "Completed" in [e["reason"] for e in json.loads(out)["items"]]
+    code, out, err = cli("events", "no-such-job")
+    assert code == 1 and err.startswith("error: not found:")
+
     code, out, err = cli("list")
     assert code == 0, err
     header, *rows = out.splitlines()

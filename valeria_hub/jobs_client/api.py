@@ -218,6 +218,11 @@ class JobsClient:
     def delete(self, kind: str, name: str) -> dict[str, Any]:
         return self._request("DELETE", KINDS[kind] + name, f"{kind.lower()} {name!r}").json()
 
+    def events(self, kind: str, name: str) -> dict[str, Any]:
+        """The workload's Kubernetes events (a Job's with its pods'), oldest first."""
+        what = f"events of {kind.lower()} {name!r}"
+        return self._request("GET", f"{KINDS[kind]}{name}/events", what).json()
+
     def pods(self, job_name: str | None = None) -> dict[str, Any]:
         params = {"job_name": job_name} if job_name else {}
         return self._request("GET", "pods/", "pods", params=params).json()

@@ -30,7 +30,7 @@ from .api import (
     service_url,
 )
 from .spec import SpecError, build_body, load_spec_file, parse_env
-from .tables import cronjobs_table, details, jobs_table, pods_table
+from .tables import cronjobs_table, details, events_table, jobs_table, pods_table
 
 
 def _out(text: str) -> None:
@@ -163,6 +163,20 @@ def cmd_delete(args: argparse.Namespace, kind: str) -> int:
     return 0
 
 
+def cmd_events(args: argparse.Namespace, kind: str) -> int:
+    with connect(args) as c:
+        result = c.events(kind, args.name)
+    items = result.get("items") or []
+    if args.output == "json":
+        _json(result)
+    elif not items:
+        # the cluster keeps events for about an hour
+        _out(f"no events for {'cronjob' if kind == 'CronJob' else 'job'} {args.name}")
+    else:
+        _out(events_table(items))
+    return 0
+
+
 def cmd_logs(args: argparse.Namespace) -> int:
     with connect(args) as c:
         if not args.follow:
@@ -241,6 +255,10 @@ def _resource_commands(sub: Any, kind: str) -> None:
     p.add_argument("name")
     _output(p)
     p.set_defaults(func=_guard(cmd_show, kind))
+    p = sub.add_parser("events", help=f"a {word}'s Kubernetes events (why it is stuck or failed)")
+    p.add_argument("name")
+    _output(p)
+    p.set_defaults(func=_guard(cmd_events, kind))
     p = sub.add_parser("delete", help=f"delete a {word} (and its pods)")
     p.add_argument("name")
     _output(p)

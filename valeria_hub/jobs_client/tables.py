@@ -132,6 +132,28 @@ def pods_table(items: list[dict[str, Any]]) -> str:
     return table(["POD", "PHASE", f"STARTED ({zone_name()})"], rows)
 
 
+def events_table(items: list[dict[str, Any]]) -> str:
+    """``events NAME``: oldest first, as the service sends them; the message last and
+    whole (it is what explains a failure)."""
+    rows = []
+    for e in items:
+        about = _get(e, "involved_object") or {}
+        when = _get(e, "last_timestamp") or _get(e, "event_time") or _get(e, "first_timestamp")
+        count = e.get("count") or 1
+        rows.append(
+            [
+                show_time(when, zone=False),
+                str(e.get("type") or "-"),
+                str(e.get("reason") or "-"),
+                f"{about.get('kind', '?')}/{about.get('name', '?')}",
+                str(count),
+                " ".join(str(e.get("message") or "").split()),
+            ]
+        )
+    headers = [f"LAST SEEN ({zone_name()})", "TYPE", "REASON", "OBJECT", "COUNT", "MESSAGE"]
+    return table(headers, rows)
+
+
 def _containers(obj: dict[str, Any]) -> list[dict[str, Any]]:
     spec = obj.get("spec") or {}
     template = _get(spec, "job_template")
