@@ -228,3 +228,57 @@ async def test_a_deletion_leaves_the_view_at_once_and_late_events_do_not_bring_i
     [view] = cache._views.values()
     assert view.gone == {}
     await cache.close()
+
+
+async def test_a_view_keeps_its_items_deflated_in_list_order(monkeypatch):
+    """Events in any order: a person's list is then the same pieces, already deflated
+    each after its neighbour (the list compresses only its head and end), and decodes
+    to the list of the items by name. Unchanged, the next list gets the same pieces."""
+    import zlib
+
+    from valeria_hub.jobs import listbody
+    from valeria_hub.jobs.labels import OWNER_LABEL, USERNAME_ANNOTATION, Owner
+    from valeria_hub.jobs.naming import owner_label
+
+    def mine(name: str, rv: int, owner: str = "alice") -> dict[str, Any]:
+        job = raw_job(name, rv, **{OWNER_LABEL: owner_label(owner)})
+        job["metadata"]["annotations"] = {USERNAME_ANNOTATION: owner}
+        return job
+
+    def shaped_mine(name: str, rv: int) -> dict[str, Any]:
+        from valeria_hub.jobs.shapes import client_shape
+
+        return client_shape(mine(name, rv), "V1Job")
+
+    kube = Kube([shaped_mine(n, 2) for n in ("m", "c", "x", "a")] + [shaped("y-not-hers", 2)])
+    cache = WorkloadCache(kube)  # type: ignore[arg-type]
+    alice = Owner("alice", "ns")
+    meta, first = await cache.owned("Job", "ns", "o=a", alice)
+    assert (await cache.owned("Job", "ns", "o=a", alice))[1] is first
+    for event in (
+        {"type": "ADDED", "object": mine("b", 11)},
+        {"type": "MODIFIED", "object": mine("m", 12)},
+        {"type": "DELETED", "object": mine("c", 13)},
+        {"type": "ADDED", "object": mine("0", 14)},
+        {"type": "ADDED", "object": mine("z", 15, owner="bob")},  # not alice's
+    ):
+        kube.events.put_nowait(event)
+    await settle()
+    cache.forget("Job", "ns", "o=a", "x", "uid-x")
+    calls = []
+    real = listbody.deflate_piece
+    monkeypatch.setattr(listbody, "deflate_piece", lambda *a, **k: calls.append(a) or real(*a, **k))
+    meta, pieces = await cache.owned("Job", "ns", "o=a", alice)
+    assert pieces is not first
+    stream = b"".join(listbody.deflated_list_chunks("Job", meta, pieces)[1])
+    listed = json.loads(zlib.decompress(stream))
+    assert [i["metadata"]["name"] for i in listed["items"]] == ["0", "a", "b", "m"]
+    assert listed["items"][3]["metadata"]["resource_version"] == "12"
+    assert listed["metadata"]["resource_version"] == "15"
+    # the list's head and end: every item was deflated already, after its neighbour in
+    # the view (the others' items sort last here: one among hers costs her list a piece)
+    assert len(calls) == 2
+    _, all_items = await cache.items("Job", "ns", "o=a")
+    names_all = [i["metadata"]["name"] for i, _ in all_items]
+    assert names_all == ["0", "a", "b", "m", "y-not-hers", "z"]
+    await cache.close()

@@ -1,5 +1,6 @@
 """A list's JSON from items encoded once: in pieces, and deflated from pieces deflated
-one by one, which must decode, with any decoder, to exactly the same bytes."""
+ahead of time (each after its neighbour), which must decode, with any decoder, to exactly
+the same bytes, whatever the order and company of the pieces."""
 
 from __future__ import annotations
 
@@ -107,3 +108,68 @@ def test_adler32_combine_with_long_inputs():
 )
 def test_accept_encoding(header, expected):
     assert accepts_deflate(header) is expected
+
+
+def job_like(i: int, command: str = "true") -> bytes:
+    """A near copy of the others, as a person's jobs are: to_dict()-shaped keys and nulls,
+    a name, a uid and a command of its own."""
+    job = {f"field_{k}": None for k in range(150)}
+    meta = {"name": f"job-{i:05d}", "uid": f"{i:08x}-4d2c-9a1e-{i * 7919:012x}"}
+    return json.dumps(job | {"metadata": meta, "command": command}).encode()
+
+
+def decoded(stream: bytes) -> bytes:
+    out = zlib.decompress(stream)  # checks the zlib header and the Adler-32
+    assert (
+        httpx.Response(200, headers={"Content-Encoding": "deflate"}, content=stream).read() == out
+    )
+    return out
+
+
+def test_near_copies_go_as_a_small_fraction_of_their_bytes():
+    """Each item deflated after the one before it refers back into it: 200 near copies
+    of a job take a few percent of their JSON, not a third."""
+    raw = [job_like(i) for i in range(200)]
+    length, chunks = deflated_list_chunks("Job", {}, [Piece(i) for i in raw])
+    plain = list_body("Job", {}, raw)
+    assert decoded(b"".join(chunks)) == plain
+    assert length < len(plain) / 20
+
+
+@settings(max_examples=60, deadline=None)
+@given(st.lists(st.integers(0, 9), max_size=30))
+def test_pieces_in_any_order_and_any_company_decode_to_the_list(order):
+    """A chained piece is made after one neighbour; in another list, after another
+    neighbour (or first), it must be made again, never reused wrongly."""
+    pool = [Piece(job_like(i, "x" * i)) for i in range(10)]
+    for items in ([pool[i] for i in order], [pool[i] for i in reversed(order)]):
+        stream = b"".join(deflated_list_chunks("Job", {"v": 1}, items, size=500)[1])
+        assert decoded(stream) == list_body("Job", {"v": 1}, [p.raw for p in items])
+
+
+def test_items_larger_than_the_deflate_window():
+    """A neighbour longer than 32 KiB: only its last 32 KiB can be referred to."""
+    big = [json.dumps({"i": i, "pad": "ab" * 30000 + str(i)}).encode() for i in range(3)]
+    stream = b"".join(deflated_list_chunks("Job", {}, [Piece(b) for b in big])[1])
+    assert decoded(stream) == list_body("Job", {}, big)
+
+
+def test_the_same_pieces_again_cost_a_lookup_and_a_changed_piece_a_new_list(monkeypatch):
+    from valeria_hub.jobs import listbody
+
+    pieces = [Piece(job_like(i)) for i in range(50)]
+    first = deflated_list_chunks("Job", {"resource_version": "1"}, pieces, keep=True)[1]
+    calls = []
+    real = listbody.deflate_piece
+    monkeypatch.setattr(listbody, "deflate_piece", lambda *a, **k: calls.append(a) or real(*a, **k))
+    again = deflated_list_chunks("Job", {"resource_version": "2"}, list(pieces), keep=True)[1]
+    assert len(calls) == 2  # the list's head and end, nothing per item
+    assert again[1:-1] == first[1:-1] and again[1] is first[1]
+    assert json.loads(decoded(b"".join(again)))["metadata"] == {"resource_version": "2"}
+    changed = [*pieces[:10], Piece(job_like(10, "false")), *pieces[11:]]
+    stream = b"".join(deflated_list_chunks("Job", {}, changed, keep=True)[1])
+    assert decoded(stream) == list_body("Job", {}, [p.raw for p in changed])
+    assert len(calls) == 2 + 2 + 2  # head, end, the new piece and the one after it
+    fresh = [Piece(job_like(i)) for i in range(3)]  # made for one request: not kept
+    deflated_list_chunks("Job", {}, fresh)
+    assert tuple(fresh) not in listbody._memo and tuple(changed) in listbody._memo

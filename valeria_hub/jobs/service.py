@@ -16,7 +16,7 @@ import contextlib
 import functools
 import logging
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -517,27 +517,29 @@ async def list_owned_chunks(
     ctx: Context, user: HubUser, kind: str, *, deflate: bool = False
 ) -> tuple[int, list[bytes]]:
     """The caller's list as JSON, its length and pieces (see :mod:`.listbody`), deflated
-    when ``deflate``: from the list cache's view (items encoded once, when they arrived),
-    else as :func:`list_owned` gives it."""
+    when ``deflate``: from the list cache's view (items encoded and deflated once, when
+    they arrived; the same pieces again while nothing changed), else as
+    :func:`list_owned` gives it."""
     namespace = ctx.namespace(user)
     cached = None
     if ctx.cache is not None:
         try:
-            cached = await ctx.cache.items(kind, namespace, ctx.selector(user))
+            cached = await ctx.cache.owned(
+                kind, namespace, ctx.selector(user), Owner(user.name, namespace)
+            )
         except KubeError as e:
             if e.status != 404:
                 raise kube_failure(e, f"could not list {kind}s") from None
-            cached = ({}, [])  # no namespace yet: nothing of theirs
+            cached = ({}, ())  # no namespace yet: nothing of theirs
     if cached is None:
         result = await list_owned(ctx, user, kind)
         metadata = result.get("metadata") or {}
-        pieces = [Piece.of(i) for i in result["items"]]
+        pieces: Sequence[Piece] = [Piece.of(i) for i in result["items"]]
     else:
-        metadata, items = cached
-        owner = Owner(user.name, namespace)
-        pieces = [piece for item, piece in items if owner.owns(item)]
-    chunks_of = deflated_list_chunks if deflate else list_chunks
-    return chunks_of(kind, metadata, pieces)
+        metadata, pieces = cached
+    if deflate:
+        return deflated_list_chunks(kind, metadata, pieces, keep=cached is not None)
+    return list_chunks(kind, metadata, pieces)
 
 
 async def delete_owned(ctx: Context, user: HubUser, kind: str, name: str) -> dict[str, Any]:
