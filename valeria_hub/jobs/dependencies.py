@@ -14,13 +14,16 @@ from fastapi import Depends, Request
 from .service import Context
 
 
-async def get_context(request: Request) -> Context:
-    """The running service's context (made by the app's lifespan).
-
-    A coroutine on purpose: FastAPI runs a plain function dependency in its thread pool,
-    a hop through a thread per request for an attribute read (at 50 concurrent requests
-    they queue for the pool's threads)."""
+def context_of(request: Request) -> Context:
+    """The running service's context (made by the app's lifespan)."""
     return request.app.state.ctx
+
+
+async def get_context(request: Request) -> Context:
+    """:func:`context_of` as a dependency. A coroutine on purpose: FastAPI runs a plain
+    function dependency in its thread pool, a hop through a thread per request for an
+    attribute read (at 50 concurrent requests they queue for the pool's threads)."""
+    return context_of(request)
 
 
 Ctx = Annotated[Context, Depends(get_context)]

@@ -18,7 +18,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, HTTPException, Request
 from fastapi.responses import RedirectResponse
 
-from .dependencies import Ctx, get_context
+from .dependencies import Ctx, context_of
 from .hubclient import CodeRefused, HubAPI, HubUnavailable, HubUser
 
 
@@ -181,7 +181,7 @@ async def current_user(request: Request, ctx: Ctx) -> HubUser:
 
 def authorize_redirect(request: Request, next_url: str) -> RedirectResponse:
     """Send a browser to the hub's authorize URL, remembering state and where to return."""
-    settings = get_context(request).settings
+    settings = context_of(request).settings
     _, state_cookie, next_cookie = cookie_names(settings.service_name)
     state = secrets.token_urlsafe(24)
     query = urllib.parse.urlencode(
