@@ -896,3 +896,98 @@ def test_a_list_comes_deflated_to_clients_that_accept_it_and_plain_to_others(sta
         assert not set(names) & {i["metadata"]["name"] for i in theirs}
         for name in names:
             assert alice.delete(f"jobs/{name}").status_code == 200
+
+
+def summary_keys(kind: str) -> dict[str, set[str]]:
+    """The fields of a summary list's item (README, "Batch jobs")."""
+    meta = {"name", "namespace", "uid", "creation_timestamp"}
+    if kind == "CronJob":
+        return {"": {"api_version", "kind", "metadata", "spec", "status"}, "metadata": meta}
+    return {"": {"api_version", "kind", "metadata", "status"}, "metadata": meta}
+
+
+@pytest.mark.parametrize("cached", [True, False], ids=["list-cache", "through-the-api-server"])
+def test_a_summary_list_is_the_callers_own_items_cut_to_what_a_list_shows(stack, tokens, cached):
+    """``?view=summary`` (our CLI's and web page's list): the same envelope, only the
+    caller's items, each with the fields the tables show under the to_dict() keys, made
+    from the same objects as the full list (by the list cache or, without it, per
+    request), deflated or not. No parameter (kbatch's client) stays the whole to_dict()
+    shape, every field present; an unknown view is a 422 naming the field."""
+    from kubernetes_asyncio.client import V1Job, V1ObjectMeta
+
+    from valeria_hub.jobs.listbody import summary
+
+    namespace = f"hub-jobs-summary-{'cached' if cached else 'direct'}"
+    overrides = {} if cached else {"list_cache_views": 0}
+    with shared_service(stack, tokens, namespace, **overrides) as (a, b):
+        made = [
+            a.post("jobs/", json=job_body("echo one")),
+            a.post("jobs/", json=job_body("sleep 60")),
+        ]
+        assert all(r.status_code == 201 for r in made), [r.text for r in made]
+        done, running = (r.json()["metadata"]["name"] for r in made)
+        theirs = b.post("jobs/", json=job_body("true")).json()["metadata"]["name"]
+        cron = a.post("cronjobs/", json=cron_body("true", "nightly", suspend=True))
+        assert cron.status_code == 201, cron.text
+        wait_done(a, done)
+
+        full = a.get("jobs/").json()
+        assert a.get("jobs/", params={"view": "full"}).json()["items"] == full["items"]
+        short = a.get("jobs/", params={"view": "summary"})
+        assert short.status_code == 200 and short.headers["content-encoding"] == "deflate"
+        plain = a.get("jobs/?view=summary", headers={"Accept-Encoding": "identity"})
+        assert "content-encoding" not in plain.headers and plain.json() == short.json()
+        listed = short.json()
+        assert {k: listed[k] for k in ("api_version", "kind")} == {
+            "api_version": "batch/v1",
+            "kind": "JobList",
+        }
+        assert set(listed) == set(full) and set(listed["metadata"]) == set(full["metadata"])
+        by_name = {i["metadata"]["name"]: i for i in listed["items"]}
+        assert set(by_name) == {done, running}  # bob's is not there
+        assert theirs not in by_name and len(short.content) < len(a.get("jobs/").content)
+        keys = summary_keys("Job")
+        status_keys = {"active", "succeeded", "failed", "start_time", "completion_time"}
+        for item in listed["items"]:
+            assert set(item) == keys[""] and set(item["metadata"]) == keys["metadata"]
+            assert set(item["status"]) == status_keys | {"conditions"}
+            assert item["metadata"]["namespace"] == namespace
+        row = by_name[done]
+        assert row["status"]["succeeded"] == 1 and row["status"]["completion_time"]
+        datetime.fromisoformat(row["metadata"]["creation_timestamp"])
+        conditions = row["status"]["conditions"]
+        assert any(c["type"] == "Complete" and c["status"] == "True" for c in conditions)
+        assert set(row["status"]["conditions"][0]) == {
+            "type", "status", "reason", "message", "last_transition_time",
+        }  # fmt: skip
+        assert by_name[running]["status"]["succeeded"] is None
+        # the same objects as the full list, cut down
+        assert listed["items"] == [summary("Job", i) for i in full["items"]]
+        # the full list: every field of the client's models, nulls and all (kbatch reads them)
+        for item in full["items"]:
+            assert set(item) == set(V1Job.openapi_types)
+            assert set(item["metadata"]) == set(V1ObjectMeta.openapi_types)
+            assert item["spec"]["template"]["spec"]["containers"][0]["image"] == "python:3.11"
+
+        crons = a.get("cronjobs/", params={"view": "summary"}).json()
+        assert crons["kind"] == "CronJobList"
+        [item] = crons["items"]
+        assert set(item) == summary_keys("CronJob")[""]
+        assert item["spec"] == {"schedule": "0 3 * * *", "suspend": True}
+        assert set(item["status"]) == {"active", "last_schedule_time"}
+        assert b.get("cronjobs/?view=summary").json()["items"] == []
+
+        for path in ("jobs/", "cronjobs/"):
+            bad = a.get(path, params={"view": "compact"})
+            assert bad.status_code == 422, bad.text
+            [problem] = bad.json()["detail"]
+            assert problem["loc"] == ["query", "view"] and "'summary'" in problem["msg"]
+        for path in ("jobs/", "cronjobs/"):
+            operation = a.get("openapi.json").json()["paths"][f"{PREFIX}{path}"]["get"]
+            [param] = [p for p in operation["parameters"] if p["name"] == "view"]
+            assert param["in"] == "query" and "summary" in param["description"]
+            assert param["schema"]["enum"] == ["full", "summary"]
+        for name in (done, running):
+            assert a.delete(f"jobs/{name}").status_code == 200
+        assert a.delete(f"cronjobs/{item['metadata']['name']}").status_code == 200
+        assert b.delete(f"jobs/{theirs}").status_code == 200

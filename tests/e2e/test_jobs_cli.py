@@ -17,6 +17,8 @@ from devstack.hub import free_port
 from tests.helpers.jobs_stack import UIDS, hub_login, jobs_stack, user_token
 from valeria_hub.cli import main
 from valeria_hub.jobs.naming import user_namespace
+from valeria_hub.jobs_client.api import JobsClient
+from valeria_hub.jobs_client.tables import cronjobs_table, jobs_table
 
 pytestmark = pytest.mark.e2e
 
@@ -75,7 +77,7 @@ def test_configure_finds_the_service_checks_the_token_and_keeps_it_private(
     }
 
 
-def test_submit_list_show_follow_logs_and_delete(configured, stack, tmp_path):
+def test_submit_list_show_follow_logs_and_delete(configured, stack, tmp_path, alice_token):
     cli = configured
     code_dir = tmp_path / "code"
     code_dir.mkdir()
@@ -112,7 +114,16 @@ def test_submit_list_show_follow_logs_and_delete(configured, stack, tmp_path):
     assert row.split()[1] == "Succeeded"
 
     code, out, err = cli("list", "--output", "json")
-    assert "cli-job" in [i["metadata"]["name"] for i in json.loads(out)["items"]]
+    whole = {i["metadata"]["name"]: i for i in json.loads(out)["items"]}
+    # -o json: the whole objects, as scripts read them (the table comes from summaries)
+    assert whole["cli-job"]["spec"]["template"]["spec"]["containers"][0]["image"] == "python:3.11"
+    assert row == jobs_table([whole["cli-job"]]).splitlines()[1]
+    code, out, err = cli("list", "-o", "name")
+    assert code == 0 and "cli-job" in out.splitlines()
+    with JobsClient(stack.hub_url + "/services/jobs/", alice_token) as c:
+        summaries = c.list("Job", summary=True)["items"]
+    assert summaries and all("spec" not in i for i in summaries)
+    assert {i["metadata"]["name"] for i in summaries} == set(whole)
 
     code, out, err = cli("show", "cli-job")
     assert code == 0, err
@@ -172,6 +183,9 @@ def test_cronjob_submit_list_show_delete(configured):
     code, out, err = cli("cronjob", "list")
     row = next(r for r in out.splitlines() if r.startswith("nightly "))
     assert "0 3 * * *" in row
+    code, out, err = cli("cronjob", "list", "-o", "json")
+    [whole] = [i for i in json.loads(out)["items"] if i["metadata"]["name"] == "nightly"]
+    assert row == cronjobs_table([whole]).splitlines()[1]
     code, out, err = cli("cronjob", "show", "nightly")
     assert "Schedule:" in out and "0 3 * * *" in out
     assert cli("cronjob", "delete", "nightly")[:2] == (0, "cronjob nightly deleted\n")

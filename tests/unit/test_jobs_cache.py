@@ -282,3 +282,75 @@ async def test_a_view_keeps_its_items_deflated_in_list_order(monkeypatch):
     names_all = [i["metadata"]["name"] for i, _ in all_items]
     assert names_all == ["0", "a", "b", "m", "y-not-hers", "z"]
     await cache.close()
+
+
+async def test_a_views_summaries_follow_the_watch_and_come_deflated_in_list_order(monkeypatch):
+    """Each item's summary is kept beside it: made when the item comes (LIST, ADDED,
+    MODIFIED, a submission), gone with it (DELETED, a deletion through the service),
+    already deflated after its neighbour, so a summary list costs its head and end. It
+    decodes to exactly the summaries of the person's items, by name, as they are now."""
+    import zlib
+
+    from valeria_hub.jobs import listbody
+    from valeria_hub.jobs.labels import OWNER_LABEL, USERNAME_ANNOTATION, Owner
+    from valeria_hub.jobs.naming import owner_label
+    from valeria_hub.jobs.shapes import client_shape
+
+    def mine(name: str, rv: int, owner: str = "alice", **status: Any) -> dict[str, Any]:
+        job = raw_job(name, rv, **{OWNER_LABEL: owner_label(owner)})
+        job["metadata"]["annotations"] = {USERNAME_ANNOTATION: owner}
+        job["status"] = status
+        return job
+
+    kube = Kube([client_shape(mine(n, 2), "V1Job") for n in ("m", "c", "a")])
+    cache = WorkloadCache(kube)  # type: ignore[arg-type]
+    alice = Owner("alice", "ns")
+
+    async def summaries() -> tuple[dict[str, Any], dict[str, Any]]:
+        meta, pieces = await cache.owned("Job", "ns", "o=a", alice, summary=True)
+        plain = json.loads(list_body("Job", meta, [p.raw for p in pieces]))
+        stream = b"".join(listbody.deflated_list_chunks("Job", meta, pieces, keep=True)[1])
+        assert json.loads(zlib.decompress(stream)) == plain
+        return plain, {i["metadata"]["name"]: i for i in plain["items"]}
+
+    listed, by_name = await summaries()
+    assert listed["kind"] == "JobList" and list(by_name) == ["a", "c", "m"]
+    assert by_name["a"] == listbody.summary("Job", client_shape(mine("a", 2), "V1Job"))
+    _, first = await cache.owned("Job", "ns", "o=a", alice, summary=True)
+    assert (await cache.owned("Job", "ns", "o=a", alice, summary=True))[1] is first
+    assert (await cache.owned("Job", "ns", "o=a", alice))[1] != first  # the full ones
+
+    start, end = "2026-03-01T10:00:00Z", "2026-03-01T10:01:10Z"
+    done = {"succeeded": 1, "completionTime": end, "startTime": start}
+    for event in (
+        {"type": "MODIFIED", "object": mine("m", 12, **done)},
+        {"type": "ADDED", "object": mine("b", 13, active=1)},
+        {"type": "DELETED", "object": mine("c", 14)},
+        {"type": "ADDED", "object": mine("z", 15, owner="bob")},  # not alice's
+    ):
+        kube.events.put_nowait(event)
+    await settle()
+    cache.note("Job", "ns", "o=a", client_shape(mine("0", 16), "V1Job"))
+    cache.forget("Job", "ns", "o=a", "a", "uid-a")
+    calls = []
+    real = listbody.deflate_piece
+    monkeypatch.setattr(listbody, "deflate_piece", lambda *a, **k: calls.append(a) or real(*a, **k))
+    listed, by_name = await summaries()
+    assert len(calls) == 2  # the list's head and end: every summary was deflated already
+    assert list(by_name) == ["0", "b", "m"]
+    assert by_name["m"]["status"] == {
+        "active": None,
+        "succeeded": 1,
+        "failed": None,
+        "start_time": "2026-03-01T10:00:00+00:00",
+        "completion_time": "2026-03-01T10:01:10+00:00",
+        "conditions": None,
+    }
+    assert by_name["b"]["status"]["active"] == 1
+    assert listed["metadata"]["resource_version"] == "15"
+    _, full = await cache.owned("Job", "ns", "o=a", alice)
+    assert [json.loads(p.raw) for p in full] == [
+        cache._views[("Job", "ns", "o=a")].items[n].item for n in ("0", "b", "m")
+    ]
+    assert [listbody.summary("Job", json.loads(p.raw)) for p in full] == listed["items"]
+    await cache.close()

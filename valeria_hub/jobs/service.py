@@ -514,18 +514,19 @@ async def list_owned(ctx: Context, user: HubUser, kind: str) -> dict[str, Any]:
 
 
 async def list_owned_chunks(
-    ctx: Context, user: HubUser, kind: str, *, deflate: bool = False
+    ctx: Context, user: HubUser, kind: str, *, deflate: bool = False, summary: bool = False
 ) -> tuple[int, list[bytes]]:
     """The caller's list as JSON, its length and pieces (see :mod:`.listbody`), deflated
-    when ``deflate``: from the list cache's view (items encoded and deflated once, when
-    they arrived; the same pieces again while nothing changed), else as
-    :func:`list_owned` gives it."""
+    when ``deflate``, each item cut to its :func:`.listbody.summary` when ``summary``:
+    from the list cache's view (items encoded and deflated once, when they arrived; the
+    same pieces again while nothing changed), else as :func:`list_owned` gives it."""
     namespace = ctx.namespace(user)
     cached = None
     if ctx.cache is not None:
         try:
+            owner = Owner(user.name, namespace)
             cached = await ctx.cache.owned(
-                kind, namespace, ctx.selector(user), Owner(user.name, namespace)
+                kind, namespace, ctx.selector(user), owner, summary=summary
             )
         except KubeError as e:
             if e.status != 404:
@@ -534,7 +535,8 @@ async def list_owned_chunks(
     if cached is None:
         result = await list_owned(ctx, user, kind)
         metadata = result.get("metadata") or {}
-        pieces: Sequence[Piece] = [Piece.of(i) for i in result["items"]]
+        shape = functools.partial(Piece.summary_of, kind) if summary else Piece.of
+        pieces: Sequence[Piece] = [shape(i) for i in result["items"]]
     else:
         metadata, pieces = cached
     if deflate:

@@ -128,8 +128,10 @@ def cmd_submit(args: argparse.Namespace, kind: str) -> int:
 
 
 def cmd_list(args: argparse.Namespace, kind: str) -> int:
+    """A table or names from the summary list; ``-o json`` the whole objects, which
+    scripts read."""
     with connect(args) as c:
-        result = c.list(kind)
+        result = c.list(kind, summary=args.output != "json")
     items = result.get("items") or []
     if args.output == "json":
         _json(result)

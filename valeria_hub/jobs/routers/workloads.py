@@ -8,16 +8,16 @@ kind and the path differ, so both routers come from :func:`make_router`.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Annotated, Any
 
-from fastapi import APIRouter, Request
+from fastapi import APIRouter, Query, Request
 from fastapi.responses import StreamingResponse
 
 from .. import service
 from ..dependencies import Ctx
 from ..events import owned_events
 from ..hubauth import CurrentUser
-from ..listbody import accepts_deflate
+from ..listbody import ListView, accepts_deflate
 from ..models import (
     ErrorOut,
     KubeEventList,
@@ -36,6 +36,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+VIEW_DESCRIPTION = (
+    "`full` (the default): every item in the Kubernetes Python client's to_dict() shape, "
+    "every field present (null when unset), as kbatch's client reads it. `summary`: the "
+    "same envelope, each item cut to what a list shows, under the same snake_case keys: "
+    "metadata {name, namespace, uid, creation_timestamp} and, for a Job, status {active, "
+    "succeeded, failed, start_time, completion_time, conditions [{type, status, reason, "
+    "message, last_transition_time}]}; for a CronJob, spec {schedule, suspend} and status "
+    "{active [{name, namespace, uid}], last_schedule_time}. GET .../NAME gives the whole "
+    "object."
+)
+
+
 async def pieces(chunks: list[bytes]) -> AsyncIterator[bytes]:
     """The chunks, on the event loop (a plain iterator would go to a thread pool)."""
     for chunk in chunks:
@@ -48,12 +60,20 @@ def make_router(kind: str, path: str) -> APIRouter:
     router = APIRouter(prefix=path, tags=[tag], responses=ERRORS)
 
     @router.get("/", response_model=KubeList, name=f"list_{tag}")
-    async def list_owned(request: Request, ctx: Ctx, user: CurrentUser) -> StreamingResponse:
+    async def list_owned(
+        request: Request,
+        ctx: Ctx,
+        user: CurrentUser,
+        view: Annotated[ListView, Query(description=VIEW_DESCRIPTION)] = "full",
+    ) -> StreamingResponse:
+        """The caller's own objects, in name order (only theirs, whatever the namespace)."""
         # JSON made of items encoded once (the list cache): a 2,000-job list is bytes
         # joined, not 2,000 objects validated and encoded again at every request, and
         # sent in pieces as the connection takes them
         deflate = accepts_deflate(request.headers.get("accept-encoding"))
-        length, chunks = await service.list_owned_chunks(ctx, user, kind, deflate=deflate)
+        length, chunks = await service.list_owned_chunks(
+            ctx, user, kind, deflate=deflate, summary=view == "summary"
+        )
         headers = {"Content-Length": str(length), "Vary": "Accept-Encoding"}
         if deflate:  # items deflated ahead, each after its neighbour: ~2 % of the bytes
             headers["Content-Encoding"] = "deflate"

@@ -266,8 +266,13 @@ function schedule() {
   if (polling) timer = window.setTimeout(refresh, delay);
 }
 
+// the lists' summaries (names, times, counts, conditions: what the tables show, a tenth of
+// the full objects); a job's details come from GET jobs/NAME
 async function load() {
-  const [jobs, crons] = await Promise.allSettled([getJson("jobs/"), getJson("cronjobs/")]);
+  const [jobs, crons] = await Promise.allSettled([
+    getJson("jobs/?view=summary"),
+    getJson("cronjobs/?view=summary"),
+  ]);
   const failed = [];
   if (jobs.status === "fulfilled") {
     const items = jobs.value.items || [];
