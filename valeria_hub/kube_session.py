@@ -2,42 +2,41 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-from urllib.request import getproxies, proxy_bypass
+from typing import Any
 
 import aiohttp
-from kubernetes_asyncio import client
-
-# what kubernetes_asyncio gives its session: watch events of large objects exceed
-# aiohttp's default read buffer
-READ_BUFSIZE = 2**21
+from aiohttp.helpers import get_env_proxy_for_url
+from yarl import URL
 
 
-def environment_proxy(url: str) -> str | None:
-    """The proxy that ``HTTPS_PROXY``/``HTTP_PROXY`` name for ``url``, unless ``NO_PROXY``
-    exempts its host (OpenShift's cluster-wide proxy sets all three in pods)."""
-    parts = urlsplit(url)
-    if not parts.hostname or proxy_bypass(parts.hostname):
-        return None
-    return getproxies().get(parts.scheme) or None
+def without_environment_lookups(api_client: Any) -> Any:
+    """Make a Kubernetes client stop looking up proxies and ``~/.netrc`` at every request.
 
-
-def without_environment_lookups(api: client.ApiClient) -> client.ApiClient:
-    """Give ``api`` a session that reads the proxy settings once, now, and never netrc.
-
-    kubernetes_asyncio opens its aiohttp session with ``trust_env=True``: every request
-    then reads ``~/.netrc`` in the loop's default executor (a thread hop per call; with 50
-    requests at once they queue for its few threads) and the proxy variables again. The
-    API server's credentials come from the kubeconfig or the service account, never
-    netrc. Call it inside the running loop that will use ``api``.
+    kubernetes_asyncio opens its aiohttp session with ``trust_env=True``, so each request
+    hopped twice to the loop's default executor (netrc, then the proxy variables) before
+    it was sent: 1.5 to 13 ms per call on a busy hub, and with 50 requests at once they
+    queued for its few threads. A proxy the environment names for the API server
+    (``HTTPS_PROXY`` unless ``NO_PROXY`` exempts it; OpenShift's cluster-wide proxy sets
+    both in pods) is read once, here, and given to the client as an explicit proxy;
+    netrc never applies (the client sends its own Authorization header, which aiohttp
+    refuses to combine with netrc credentials). The session is kept (a shared client may
+    have requests under way); returns ``api_client``.
     """
-    rest = api.rest_client
-    if not rest.proxy:
-        rest.proxy = environment_proxy(api.configuration.host)
-    old = rest.pool_manager
-    connector = old.connector
-    old.detach()  # the connector (its TLS context and pool) moves to the new session
-    rest.pool_manager = aiohttp.ClientSession(
-        connector=connector, trust_env=False, read_bufsize=READ_BUFSIZE
-    )
-    return api
+    rest = getattr(api_client, "rest_client", None)
+    session = getattr(rest, "pool_manager", None)
+    if not isinstance(session, aiohttp.ClientSession) or not session.trust_env:
+        return api_client
+    if not getattr(rest, "proxy", None):
+        try:
+            proxy, auth = get_env_proxy_for_url(URL(api_client.configuration.host))
+        except (LookupError, ValueError):
+            pass
+        else:
+            rest.proxy = str(proxy)
+            if auth is not None:
+                rest.proxy_headers = {
+                    **(rest.proxy_headers or {}),
+                    "Proxy-Authorization": auth.encode(),
+                }
+    session._trust_env = False  # no public setter; aiohttp reads it at each request
+    return api_client

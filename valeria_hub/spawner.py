@@ -17,6 +17,7 @@ instead of a notebook that dies and a 120-second "didn't respond".
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import copy
 import logging
 import secrets
@@ -47,6 +48,7 @@ from .flavours import (
     usable_flavours,
     validate_user_options,
 )
+from .kube_session import without_environment_lookups
 from .metrics import SPAWN_FAILURES
 from .names import dependent_name
 from .pod_events import EventsByPod, PodEventReflector, pod_events
@@ -61,6 +63,9 @@ from .storage import (
 )
 from .templates import FORM_DIR
 from .vault import REFUSALS, UserProfile, VaultError, VaultIdentity, refusal
+
+# Settings objects shared by every spawner of one configuration (see _shared_settings)
+_SHARED_SETTINGS: dict[tuple[type, int, str], tuple[Any, Any]] = {}
 
 # Vault's reasons come from valeria_hub.vault.REFUSALS; these are the spawner's own.
 STATUS_BY_REASON = {
@@ -189,6 +194,19 @@ def attempt_timeout(base: float, attempt: int, left: float) -> float:
     return max(base, min(base * 2**attempt, left))
 
 
+def _shared_settings(cls: type, config: Any) -> Any:
+    """One ``cls`` (StorageLayout, VaultIdentity) per configuration, shared by every
+    spawner: a traitlets object per spawner cost its config loading and its garbage on
+    the hub's loop at every spawn of a rush, and a VaultIdentity of its own each. The
+    configuration object is kept with it, so its id is not reused while cached."""
+    section = config.get(cls.__name__) if hasattr(config, "get") else None
+    key = (cls, id(config), repr(section))
+    found = _SHARED_SETTINGS.get(key)
+    if found is None:
+        found = _SHARED_SETTINGS[key] = (config, cls(config=config))
+    return found[1]
+
+
 def spawn_timings(t0: float, t1: float, secret: float, vault: float) -> dict[str, float]:
     """Milliseconds spent in our own spawn steps (logged, read by the benchmarks).
 
@@ -259,11 +277,11 @@ class ValeriaSpawner(KubeSpawner):
 
     @default("vault")
     def _vault_default(self) -> VaultIdentity:
-        return VaultIdentity(parent=self)
+        return _shared_settings(VaultIdentity, self.config)
 
     @default("storage")
     def _storage_default(self) -> StorageLayout:
-        return StorageLayout(parent=self)
+        return _shared_settings(StorageLayout, self.config)
 
     @default("profile_list")
     def _profile_list_default(self) -> list:
@@ -304,9 +322,18 @@ class ValeriaSpawner(KubeSpawner):
         self._pod_create_tries = 0
         self._spawn_mark = secrets.token_hex(8)
         self._watching_storage_check = False
+        # the spawn's Vault token revocation, awaited at the spawn's end
+        self._vault_revoked: Any = None
+        # during a spawn: the person's auth state (read once), options already checked
+        self._spawn_auth_state: dict | None = None
+        self._options_loaded = False
+        self._workload: tuple[tuple[UserProfile, str, int], Workload] | None = None
         # the last spawn's refusal, for the page after a form submission (spawn.html)
         self.refusal: SpawnRefused | None = None
         quiet_refusals(self.log)
+        api = getattr(self, "api", None)
+        if api is not None and not kwargs.get("_mock"):
+            without_environment_lookups(api.api_client)
 
     # -- progress ---------------------------------------------------------------
     def _say(self, message: str, progress: int) -> None:
@@ -363,7 +390,9 @@ class ValeriaSpawner(KubeSpawner):
     async def lookup_profile(self) -> UserProfile:
         """The user's uid and S3 keys from Vault, or SpawnRefused with a clear message."""
         self._say("Checking your identity", 5)
-        auth_state = await self.user.get_auth_state()
+        auth_state = self._spawn_auth_state
+        if auth_state is None:
+            auth_state = await self.user.get_auth_state()
         token = tokens.access_token(auth_state, min_validity=self.token_min_validity)
         if token is None:
             raise SpawnRefused(
@@ -373,11 +402,14 @@ class ValeriaSpawner(KubeSpawner):
         self._say("Fetching your storage credentials", 15)
         t0 = time.perf_counter()
         try:
-            profile, _timing = await self.vault.fetch_profile(token, self.user.name)
+            # the token's revocation goes on during the pod's creation (_start_with_identity
+            # awaits it before the spawn ends)
+            lookup = await self.vault.lookup(token, self.user.name)
         except VaultError as e:
             raise SpawnRefused(e.reason, refusal(e.reason).message, str(e)) from None
         finally:
             self.vault_seconds = time.perf_counter() - t0
+        profile, self._vault_revoked = lookup.profile, lookup.revoked
         self.log.info(
             "%s runs as uid %s gid %s (entity %s)",
             self._log_name,
@@ -493,7 +525,10 @@ class ValeriaSpawner(KubeSpawner):
     async def membership(self) -> Membership:
         """The person's Keycloak groups and roles (from their login's claims) and their
         hub groups: what flavour restrictions are checked against."""
-        auth_state = await self.user.get_auth_state() or {}
+        auth_state = self._spawn_auth_state
+        if auth_state is None:
+            auth_state = await self.user.get_auth_state()
+        auth_state = auth_state or {}
         key = getattr(self.authenticator, "user_auth_state_key", None) or "oauth_user"
         claims = auth_state.get(key) if isinstance(auth_state.get(key), dict) else {}
         client_id = getattr(self.authenticator, "client_id", None) or ""
@@ -523,7 +558,10 @@ class ValeriaSpawner(KubeSpawner):
     async def load_user_options(self) -> None:
         """KubeSpawner's, over the flavours this person may use: options sent through
         the REST API (no form) are checked the same way, and the default flavour and
-        size are the first the person may use."""
+        size are the first the person may use. Checked once per spawn: KubeSpawner's
+        ``_start`` calls this again, after our own steps."""
+        if self._options_loaded:
+            return
         profiles, access = await self._flavours()
         who = await self.membership()
         try:
@@ -545,10 +583,15 @@ class ValeriaSpawner(KubeSpawner):
             raise SpawnRefused("invalid_options", f"Invalid server options: {e}") from None
 
     def workload(self) -> Workload | None:
-        """The identity and storage of this server's owner, once Vault has answered."""
+        """The identity and storage of this server's owner, once Vault has answered;
+        made once per profile and Secret name (the pod manifest and its environment
+        both need it)."""
         if self._profile is None:
             return None
-        return self.storage.workload(self._profile, self.secret_name_s3)
+        key = (self._profile, self.secret_name_s3, id(self.storage))
+        if self._workload is None or self._workload[0] != key:
+            self._workload = (key, self.storage.workload(self._profile, self.secret_name_s3))
+        return self._workload[1]
 
     def get_env(self) -> dict:
         """KubeSpawner's environment plus the workload's: identity, HOME and the S3
@@ -563,7 +606,8 @@ class ValeriaSpawner(KubeSpawner):
         profile = self._profile
         if profile is None:
             raise SpawnRefused("internal", "The server's identity was not resolved; try again.")
-        work = self.storage.workload(profile, self.secret_name_s3)
+        work = self.workload()
+        assert work is not None
         self.uid = profile.uid
         self.gid = profile.gid
         self.fs_gid = work.pod_security_context.get("fsGroup")
@@ -648,9 +692,34 @@ class ValeriaSpawner(KubeSpawner):
     async def _start_with_identity(self):
         self._progress_log = []
         self._profile = None
+        self._options_loaded = False
+        try:
+            return await self._start_steps()
+        finally:
+            self._spawn_auth_state = None
+            self._options_loaded = False
+            revoked, self._vault_revoked = self._vault_revoked, None
+            if revoked is not None:  # VaultIdentity.revoke logs its own failures
+                with contextlib.suppress(Exception):
+                    await asyncio.shield(revoked)
+
+    async def _start_steps(self):
         t0 = time.perf_counter()
-        await self.load_user_options()
-        profile = await self.lookup_profile()
+        # read (and decrypted in a worker thread) once for the options and Vault
+        self._spawn_auth_state = await self.user.get_auth_state() or {}
+        # the Vault lookup (mostly waiting on Vault) goes on while the options are
+        # checked (CPU): a refused option still stops the spawn before anything is
+        # created, once the lookup's token is revoked (_start_with_identity)
+        lookup = asyncio.ensure_future(self.lookup_profile())
+        try:
+            await self.load_user_options()
+        except BaseException:
+            with contextlib.suppress(Exception):
+                await lookup
+            lookup.cancel()
+            raise
+        self._options_loaded = True  # KubeSpawner's _start asks again
+        profile = await lookup
         self._profile = profile
         if self.enable_user_namespaces:
             await self._ensure_namespace()

@@ -81,8 +81,14 @@ class Kubelet:
         pod_network: str | None = None,
         isolate: bool | None = None,
         podnet: PodNetwork | None = None,
+        schedule_delay: float = 0.05,
     ) -> None:
         self.store = store
+        # seconds between a pod's creation and its scheduling here. A real scheduler and
+        # kubelet are other processes, on other machines, and take longer than this; here
+        # they share the API server's loop, and acting at once held up the requests that
+        # follow a pod's creation (a spawn's S3 Secret waited for its pod's start)
+        self.schedule_delay = schedule_delay
         self.root = Path(root)
         self.nfs_root = Path(nfs_root) if nfs_root is not None else self.root / "nfs"
         self.node_name = node_name
@@ -203,7 +209,7 @@ class Kubelet:
                 None,
                 "default-scheduler",
             ):
-                self._schedule(pod)
+                asyncio.get_running_loop().call_later(self.schedule_delay, self._schedule, pod)
             return
         if node != self.node_name:
             return
@@ -221,6 +227,8 @@ class Kubelet:
         worker.start()
 
     def _schedule(self, pod: dict[str, Any]) -> None:
+        if self.stopping:
+            return
         meta = pod["metadata"]
         ns, name = meta.get("namespace", ""), meta["name"]
         try:
@@ -443,7 +451,7 @@ class PodWorker:
             for c in spec.get("containers") or []
         ]
         self.runs = {r.name: r for r in self.inits + self.mains}
-        self.procs: dict[str, asyncio.subprocess.Process] = {}
+        self.procs: dict[str, proc_mod.Container] = {}
         self.start_time = status.get("startTime")
         self.pod_ip = ""
         self.initialized = not init_specs

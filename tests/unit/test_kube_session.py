@@ -13,7 +13,6 @@ from aiohttp import web
 from devstack.kube.kubeconfig import write_kubeconfig
 from devstack.kube.server import KubeStandIn
 from valeria_hub.jobs.kube import Kube
-from valeria_hub.kube_session import environment_proxy
 
 
 @pytest.fixture
@@ -87,16 +86,3 @@ async def test_a_proxy_from_the_environment_is_used_and_no_proxy_is_honoured(
         assert seen == []
     finally:
         await runner.cleanup()
-
-
-def test_environment_proxy(monkeypatch):
-    for name in ("HTTP_PROXY", "HTTPS_PROXY", "NO_PROXY", "http_proxy", "https_proxy", "no_proxy"):
-        monkeypatch.delenv(name, raising=False)
-    assert environment_proxy("https://api.cluster:6443") is None
-    monkeypatch.setenv("HTTPS_PROXY", "http://proxy:3128")
-    assert environment_proxy("https://api.cluster:6443") == "http://proxy:3128"
-    assert environment_proxy("http://api.cluster:6443") is None
-    monkeypatch.setenv("NO_PROXY", ".cluster,10.0.0.1")
-    assert environment_proxy("https://api.cluster:6443") is None
-    assert environment_proxy("https://10.0.0.1") is None
-    assert environment_proxy("https://elsewhere:6443") == "http://proxy:3128"
