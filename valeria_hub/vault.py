@@ -27,6 +27,7 @@ import httpx
 from traitlets import Dict, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
+from .bounded_http import BoundedClient
 from .metrics import VAULT_LOOKUP
 
 
@@ -218,6 +219,14 @@ class VaultIdentity(LoggingConfigurable):
     connect_retries = Integer(
         1, config=True, help="Extra attempts after a connection error or a 5xx answer."
     )
+    max_concurrent = Integer(
+        20,
+        min=1,
+        config=True,
+        help="Vault requests in flight at once from this process; more wait their turn "
+        "(a rush of spawns would otherwise flood httpx's pool, which stalled the hub's "
+        "loop for up to a second with 100 at once; see valeria_hub.bounded_http).",
+    )
     extra_headers = Dict(
         config=True, help="Extra HTTP headers for every Vault request (e.g. X-Vault-Namespace)."
     )
@@ -243,6 +252,7 @@ class VaultIdentity(LoggingConfigurable):
             self.url.rstrip("/"),
             self.timeout,
             self.ca_bundle,
+            self.max_concurrent,
             tuple(sorted(headers.items())),
         )
         client = _CLIENTS.get(key)
@@ -250,12 +260,14 @@ class VaultIdentity(LoggingConfigurable):
             verify = await tls_context_off_loop(self.ca_bundle)
             client = _CLIENTS.get(key)  # another lookup may have made it meanwhile
             if client is None or client.is_closed:
-                client = httpx.AsyncClient(
+                client = BoundedClient(
+                    max_concurrent=self.max_concurrent,
+                    queue_timeout=self.timeout,
+                    keepalive_expiry=KEEPALIVE_SECONDS,
                     base_url=self.url.rstrip("/") + "/v1/",
                     timeout=self.timeout,
                     verify=verify,
                     headers=headers,
-                    limits=httpx.Limits(keepalive_expiry=KEEPALIVE_SECONDS),
                 )
                 _CLIENTS[key] = client
                 closer = loop.create_task(_close_with_loop(key, client))

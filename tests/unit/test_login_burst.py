@@ -1,8 +1,7 @@
-"""A login burst reaches Keycloak through a bounded queue (valeria_hub.auth.oidc):
+"""A burst reaches Keycloak and Vault through a bounded queue (valeria_hub.bounded_http):
 httpx's connection pool re-examines every waiting request each time a connection frees
 up, so 1,000 concurrent token requests cost the hub ~50 s of CPU there and failed on
-its pool timeout; RealmClient lets at most ``max_concurrent`` into it, the rest wait
-in order.
+its pool timeout; at most ``max_concurrent`` go into it, the rest wait in order.
 """
 
 from __future__ import annotations
@@ -13,6 +12,8 @@ import httpx
 import pytest
 
 from valeria_hub.auth.oidc import RealmClient
+from valeria_hub.bounded_http import BoundedClient
+from valeria_hub.vault import VaultIdentity
 
 
 class CountingTransport(httpx.AsyncBaseTransport):
@@ -32,19 +33,31 @@ class CountingTransport(httpx.AsyncBaseTransport):
 
 
 async def test_at_most_max_concurrent_requests_reach_the_pool():
-    client = RealmClient("http://keycloak.invalid/realms/r", max_concurrent=3)
     transport = CountingTransport()
-    client._http = httpx.AsyncClient(transport=transport)
-    answers = await asyncio.gather(
-        *(client._send("POST", "http://keycloak.invalid/token") for _ in range(40))
-    )
+    async with BoundedClient(max_concurrent=3, transport=transport) as client:
+        answers = await asyncio.gather(
+            *(client.post("http://keycloak.invalid/token") for _ in range(40))
+        )
     assert all(a.status_code == 200 for a in answers)
     assert transport.total == 40 and transport.most == 3
+
+
+async def test_keycloak_and_vault_clients_take_turns(monkeypatch):
+    realm = RealmClient("http://keycloak.invalid/realms/r", max_concurrent=7)
+    assert isinstance(realm.http, BoundedClient) and realm.http.max_concurrent == 7
+    await realm.aclose()
+    vault = VaultIdentity(url="http://vault.invalid:8200", max_concurrent=5)
+    client = await vault._client()
+    assert isinstance(client, BoundedClient) and client.max_concurrent == 5
     await client.aclose()
 
 
+def test_a_bound_below_one_is_refused():
+    with pytest.raises(ValueError, match="max_concurrent"):
+        BoundedClient(max_concurrent=0)
+
+
 async def test_a_request_that_waits_too_long_for_its_turn_is_a_pool_timeout():
-    client = RealmClient("http://keycloak.invalid/realms/r", max_concurrent=1, queue_timeout=0.05)
     release = asyncio.Event()
 
     class Stuck(httpx.AsyncBaseTransport):
@@ -52,11 +65,11 @@ async def test_a_request_that_waits_too_long_for_its_turn_is_a_pool_timeout():
             await release.wait()
             return httpx.Response(200)
 
-    client._http = httpx.AsyncClient(transport=Stuck())
-    first = asyncio.create_task(client._send("GET", "http://keycloak.invalid/a"))
+    client = BoundedClient(max_concurrent=1, queue_timeout=0.05, transport=Stuck())
+    first = asyncio.create_task(client.get("http://keycloak.invalid/a"))
     await asyncio.sleep(0)
     with pytest.raises(httpx.PoolTimeout):
-        await client._send("GET", "http://keycloak.invalid/b")
+        await client.get("http://keycloak.invalid/b")
     release.set()
     assert (await first).status_code == 200
     await client.aclose()

@@ -39,6 +39,7 @@ CHANGED = {
         "default_gid": 20001,
         "timeout": 4.5,
         "connect_retries": 3,
+        "max_concurrent": 8,
         "extra_headers": {"X-Vault-Namespace": "research"},
         "ca_bundle": "/etc/pki/campus-ca.pem",
     },

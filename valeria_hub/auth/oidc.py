@@ -24,6 +24,8 @@ from typing import Any
 import httpx
 import jwt
 
+from ..bounded_http import BoundedClient
+
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
 
@@ -254,14 +256,9 @@ class RealmClient:
         self.realm_url = realm_url.rstrip("/")
         self.timeout = timeout
         self.verify = verify
-        # A login burst (1,000 people at 9:00) must not reach httpx's connection pool all
-        # at once: its pool re-examines every waiting request against every connection
-        # each time one frees up, which cost ~50 s of the hub's CPU for 1,000 concurrent
-        # token requests (and their pool timeouts failed the logins), against ~4 s when at
-        # most 20 are in it. The rest wait here, in order, for up to ``queue_timeout``.
+        # a login burst (1,000 people at 9:00) takes turns: see valeria_hub.bounded_http
         self.max_concurrent = max_concurrent
         self.queue_timeout = queue_timeout
-        self._slots = asyncio.Semaphore(max_concurrent)
         self.leeway = leeway
         # an unknown key id makes us fetch the keys again (Keycloak rotated them), but at
         # most this often: anyone can send a token with a made-up kid
@@ -277,29 +274,19 @@ class RealmClient:
     @property
     def http(self) -> httpx.AsyncClient:
         if self._http is None or self._http.is_closed:
-            self._http = httpx.AsyncClient(
+            self._http = BoundedClient(
+                max_concurrent=self.max_concurrent,
+                queue_timeout=self.queue_timeout,
                 timeout=httpx.Timeout(self.timeout),
                 verify=self.verify,
                 follow_redirects=False,
-                limits=httpx.Limits(
-                    max_connections=self.max_concurrent,
-                    max_keepalive_connections=self.max_concurrent,
-                ),
             )
         return self._http
 
     async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """One request to Keycloak, at most ``max_concurrent`` at a time (see __init__);
+        """One request to Keycloak, at most ``max_concurrent`` at a time;
         httpx.PoolTimeout after ``queue_timeout`` seconds of waiting for a turn."""
-        try:
-            async with asyncio.timeout(self.queue_timeout):
-                await self._slots.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout(f"no turn in {self.queue_timeout:.0f}s") from None
-        try:
-            return await self.http.request(method, url, **kwargs)
-        finally:
-            self._slots.release()
+        return await self.http.request(method, url, **kwargs)
 
     async def aclose(self) -> None:
         if self._http is not None:
