@@ -220,12 +220,14 @@ class VaultIdentity(LoggingConfigurable):
         1, config=True, help="Extra attempts after a connection error or a 5xx answer."
     )
     max_concurrent = Integer(
-        20,
+        8,
         min=1,
         config=True,
         help="Vault requests in flight at once from this process; more wait their turn "
         "(a rush of spawns would otherwise flood httpx's pool, which stalled the hub's "
-        "loop for up to a second with 100 at once; see valeria_hub.bounded_http).",
+        "loop for up to a second with 100 at once; see valeria_hub.bounded_http). A "
+        "lookup's requests take a few ms, so 8 at once serve hundreds of spawns a "
+        "second, and httpx's pool costs the hub's loop in proportion to its connections.",
     )
     extra_headers = Dict(
         config=True, help="Extra HTTP headers for every Vault request (e.g. X-Vault-Namespace)."

@@ -39,7 +39,7 @@ CHANGED = {
         "default_gid": 20001,
         "timeout": 4.5,
         "connect_retries": 3,
-        "max_concurrent": 8,
+        "max_concurrent": 3,
         "extra_headers": {"X-Vault-Namespace": "research"},
         "ca_bundle": "/etc/pki/campus-ca.pem",
     },
