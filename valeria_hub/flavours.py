@@ -239,17 +239,21 @@ def validate_user_options(
     profiles: list[dict[str, Any]],
     who: Membership | None = None,
     access: Access | None = None,
+    usable: list[dict[str, Any]] | None = None,
 ) -> None:
     """Refuse (ValueError naming the field) any option that is not a listed choice, or
     that ``who`` may not use (naming the flavour or choice and who it is for).
 
     ``profiles`` is KubeSpawner's initialized profile list (slugs filled in), all of
     it: what exists but is not for this person is told apart from what does not exist.
-    ``who`` None: restrictions are not looked at (choice checks only).
+    ``who`` None: restrictions are not looked at (choice checks only). ``usable``: what
+    :func:`usable_flavours` gave for ``who`` already (a spawn needs it too; a rush of
+    100 spawns ran it twice each in one stretch of the hub's loop).
     KubeSpawner itself checks unlisted choices but not that a choice exists.
     """
     everything = {p["slug"]: p for p in profiles}
-    usable = profiles if who is None else usable_flavours(profiles, who, access)
+    if usable is None:
+        usable = profiles if who is None else usable_flavours(profiles, who, access)
     by_slug = {p["slug"]: p for p in usable}
     slug = (options or {}).get("profile")
     if not profiles:

@@ -564,11 +564,11 @@ class ValeriaSpawner(KubeSpawner):
             return
         profiles, access = await self._flavours()
         who = await self.membership()
+        usable = usable_flavours(profiles, who, access)
         try:
-            validate_user_options(self.user_options, profiles, who, access)
+            validate_user_options(self.user_options, profiles, who, access, usable)
         except ValueError as e:
             raise SpawnRefused("invalid_options", f"Invalid server options: {e}") from None
-        usable = usable_flavours(profiles, who, access)
         if usable:
             self._load_profile(self.user_options.get("profile"), usable)
         requested = {
