@@ -133,6 +133,9 @@ async def tls_context_off_loop(ca_bundle: str = "") -> ssl.SSLContext:
     return tls_context(ca_bundle)
 
 
+# Seconds a lookup's request may wait for a turn (see BoundedClient) before it is
+# refused as Vault being unavailable
+QUEUE_SECONDS = 120.0
 # Seconds an idle connection to Vault is kept for the next lookup: below Vault's own
 # http_idle_timeout (5 minutes), above the seconds between a rush's spawns.
 KEEPALIVE_SECONDS = 60.0
@@ -264,7 +267,11 @@ class VaultIdentity(LoggingConfigurable):
             if client is None or client.is_closed:
                 client = BoundedClient(
                     max_concurrent=self.max_concurrent,
-                    queue_timeout=self.timeout,
+                    # waiting for a turn is not Vault failing to answer: in a rush of
+                    # 1,000 spawns on a loaded machine turns came after more than the
+                    # request timeout (19 spawns failed as "Vault unreachable"); the
+                    # spawn's own start_timeout bounds the whole
+                    queue_timeout=QUEUE_SECONDS,
                     keepalive_expiry=KEEPALIVE_SECONDS,
                     base_url=self.url.rstrip("/") + "/v1/",
                     timeout=self.timeout,
