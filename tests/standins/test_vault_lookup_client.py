@@ -9,30 +9,9 @@ import threading
 
 import pytest
 
-from devstack.keycloak import KeycloakStandIn
-from devstack.stack import DEMO_ROOT_TOKEN, DEMO_STORAGE
 from devstack.vault import VaultStandIn
 from valeria_hub import vault as vault_mod
 from valeria_hub.vault import VaultError, VaultIdentity
-
-
-@pytest.fixture(scope="module")
-def realm_and_vault():
-    kc = KeycloakStandIn()
-    vault = VaultStandIn(root_token=DEMO_ROOT_TOKEN)
-    with kc.serve_in_thread(), vault.serve_in_thread():
-        vault.call(vault.configure_valeria, kc.issuer)
-        for item in DEMO_STORAGE:
-            vault.call(
-                vault.provision_user,
-                sub=kc.realm.find_login(item.username).id,
-                username=item.username,
-                uid=item.uid,
-                gid=item.gid,
-                s3_access_key=item.s3_access_key,
-                s3_secret_key=item.s3_secret_key,
-            )
-        yield kc, vault
 
 
 def user_tokens(vault: VaultStandIn) -> list[dict]:
@@ -40,7 +19,7 @@ def user_tokens(vault: VaultStandIn) -> list[dict]:
 
 
 def test_lookups_share_one_client_and_every_token_is_revoked(realm_and_vault):
-    kc, vault = realm_and_vault
+    kc, vault, _ = realm_and_vault
     token = kc.call(kc.issue_tokens, "alice")["access_token"]
     identity = VaultIdentity(url=vault.url, timeout=10)
 
@@ -65,7 +44,7 @@ def test_lookups_share_one_client_and_every_token_is_revoked(realm_and_vault):
 
 
 def test_a_failed_read_is_revoked_before_it_is_reported(realm_and_vault):
-    kc, vault = realm_and_vault
+    kc, vault, _ = realm_and_vault
     token = kc.call(kc.issue_tokens, "alice")["access_token"]
     identity = VaultIdentity(url=vault.url, timeout=10, s3_path="users/{entity_id}/nothing")
 
