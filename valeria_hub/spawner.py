@@ -387,12 +387,17 @@ class ValeriaSpawner(KubeSpawner):
     def secret_name_s3(self) -> str:
         return dependent_name(self.s3_secret_prefix, self.pod_name)
 
+    async def _auth_state(self) -> dict:
+        """The login's auth state: the spawn's copy (read once per spawn, as decrypting
+        it is a worker-thread hop), else read now."""
+        if self._spawn_auth_state is not None:
+            return self._spawn_auth_state
+        return await self.user.get_auth_state() or {}
+
     async def lookup_profile(self) -> UserProfile:
         """The user's uid and S3 keys from Vault, or SpawnRefused with a clear message."""
         self._say("Checking your identity", 5)
-        auth_state = self._spawn_auth_state
-        if auth_state is None:
-            auth_state = await self.user.get_auth_state()
+        auth_state = await self._auth_state()
         token = tokens.access_token(auth_state, min_validity=self.token_min_validity)
         if token is None:
             raise SpawnRefused(
@@ -525,10 +530,7 @@ class ValeriaSpawner(KubeSpawner):
     async def membership(self) -> Membership:
         """The person's Keycloak groups and roles (from their login's claims) and their
         hub groups: what flavour restrictions are checked against."""
-        auth_state = self._spawn_auth_state
-        if auth_state is None:
-            auth_state = await self.user.get_auth_state()
-        auth_state = auth_state or {}
+        auth_state = await self._auth_state()
         key = getattr(self.authenticator, "user_auth_state_key", None) or "oauth_user"
         claims = auth_state.get(key) if isinstance(auth_state.get(key), dict) else {}
         client_id = getattr(self.authenticator, "client_id", None) or ""

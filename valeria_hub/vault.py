@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import functools
 import ssl
 import time
 from collections.abc import Awaitable
@@ -111,26 +110,27 @@ class Timing:
     total: float = 0.0
 
 
-@functools.lru_cache(maxsize=8)
-def tls_context(ca_bundle: str = "") -> ssl.SSLContext:
-    """One TLS context per CA bundle, made once: loading the CA store takes tens of
-    milliseconds of CPU, which a new context per lookup would spend on the hub's event
-    loop at every spawn and job submission. A context is not bound to any loop."""
+def make_tls_context(ca_bundle: str = "") -> ssl.SSLContext:
+    """A TLS context trusting ``ca_bundle`` (else the system's CAs)."""
     if ca_bundle:
         return ssl.create_default_context(cafile=ca_bundle)
     return httpx.create_ssl_context()
 
 
-_TLS_READY: set[str] = set()  # CA bundles whose context tls_context holds already
+# CA bundle -> its context, made once: loading the CA store takes tens of milliseconds of
+# CPU, which a new context per lookup would spend at every spawn and job submission. A
+# context is not bound to any loop.
+_TLS_CONTEXTS: dict[str, ssl.SSLContext] = {}
 
 
-async def tls_context_off_loop(ca_bundle: str = "") -> ssl.SSLContext:
-    """:func:`tls_context`, made in a worker thread the first time: loading the CA
-    bundle stalled the hub's loop for about 50 ms at the first spawn of a rush."""
-    if ca_bundle not in _TLS_READY:
-        await asyncio.to_thread(tls_context, ca_bundle)
-        _TLS_READY.add(ca_bundle)
-    return tls_context(ca_bundle)
+async def tls_context(ca_bundle: str = "") -> ssl.SSLContext:
+    """The one context for ``ca_bundle``, made in a worker thread the first time: loading
+    the CA bundle stalled the hub's loop for about 50 ms at the first spawn of a rush."""
+    context = _TLS_CONTEXTS.get(ca_bundle)
+    if context is None:
+        context = await asyncio.to_thread(make_tls_context, ca_bundle)
+        context = _TLS_CONTEXTS.setdefault(ca_bundle, context)
+    return context
 
 
 # Seconds a lookup's request may wait for a turn (see BoundedClient) before it is
@@ -141,9 +141,16 @@ QUEUE_SECONDS = 120.0
 KEEPALIVE_SECONDS = 60.0
 # (loop, settings) -> the client every lookup with those settings on that loop shares
 _CLIENTS: dict[tuple[Any, ...], httpx.AsyncClient] = {}
-# revocations under way and the clients' closers, held until done (a task nobody
-# holds may be collected while pending)
-_REVOKING: set[asyncio.Task] = set()
+# tasks that outlive their caller (revocations under way, the clients' closers), held
+# until done: a task nobody holds may be collected while pending
+_BACKGROUND: set[asyncio.Future] = set()
+
+
+def _hold(task: asyncio.Future) -> asyncio.Future:
+    """Keeps ``task`` referenced until it is done."""
+    _BACKGROUND.add(task)
+    task.add_done_callback(_BACKGROUND.discard)
+    return task
 
 
 async def _close_with_loop(key: tuple[Any, ...], client: httpx.AsyncClient) -> None:
@@ -262,7 +269,7 @@ class VaultIdentity(LoggingConfigurable):
         )
         client = _CLIENTS.get(key)
         if client is None or client.is_closed:
-            verify = await tls_context_off_loop(self.ca_bundle)
+            verify = await tls_context(self.ca_bundle)
             client = _CLIENTS.get(key)  # another lookup may have made it meanwhile
             if client is None or client.is_closed:
                 client = BoundedClient(
@@ -279,9 +286,7 @@ class VaultIdentity(LoggingConfigurable):
                     headers=headers,
                 )
                 _CLIENTS[key] = client
-                closer = loop.create_task(_close_with_loop(key, client))
-                _REVOKING.add(closer)  # held, as the revocations are
-                closer.add_done_callback(_REVOKING.discard)
+                _hold(loop.create_task(_close_with_loop(key, client)))
         return client
 
     async def _request(
@@ -396,9 +401,7 @@ class VaultIdentity(LoggingConfigurable):
         except BaseException:
             await asyncio.shield(self.revoke(client, token))
             raise
-        revoked = asyncio.ensure_future(self.revoke(client, token))
-        _REVOKING.add(revoked)
-        revoked.add_done_callback(_REVOKING.discard)
+        revoked = _hold(asyncio.ensure_future(self.revoke(client, token)))
         t2 = time.perf_counter()
         profile = profile_from_secrets(
             username,

@@ -90,6 +90,18 @@ def processes(state: dict, user: str) -> list[dict]:
     ]
 
 
+def server_pids(state: dict, user: str) -> set[int]:
+    """The pids of ``user``'s servers themselves: the roots of their process trees.
+
+    A server's children (a kernel, an extension's helper) carry its environment too, and
+    may end on their own at any time; only the server's own process says it was never
+    restarted.
+    """
+    found = processes(state, user)
+    pids = {p["pid"] for p in found}
+    return {p["pid"] for p in found if p["ppid"] not in pids}
+
+
 def client_of(state: dict, user: str) -> httpx.Client:
     if user not in state["clients"]:
         state["clients"][user] = browser(state["hub"], user)
@@ -339,13 +351,14 @@ def test_hub_restart_keeps_running_servers_and_jobs(env, alice_token):
     with jobs_api(state["hub"], alice_token) as api:
         resp = api.post("jobs/", json=job_body("sleep 30", "across-restart"))
         assert resp.status_code == 201, resp.text
-    pids = {u: {p["pid"] for p in processes(state, u)} for u in ("alice", "bob")}
+    pids = {u: server_pids(state, u) for u in ("alice", "bob")}
+    assert all(pids.values()), pids
     state["hub"].stop()
     state["hub"] = restarted(state["hub"])
     for user in ("alice", "bob"):
         assert hub_servers(state, user)[""]["ready"], user
         wait_for_lab(client_of(state, user), state["hub"], user)  # old cookies still work
-        assert pids[user] <= {p["pid"] for p in processes(state, user)}  # never restarted
+        assert pids[user] == server_pids(state, user)  # never restarted
     with jobs_api(state["hub"], alice_token) as api:
         job = api.get("jobs/across-restart")
         assert job.status_code == 200 and job.json()["metadata"]["name"] == "across-restart"

@@ -214,11 +214,14 @@ def notebook_processes(user: str, hub: HubProcess | None = None) -> list[dict]:
             continue
         uid = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("Uid:"))
         gid = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("Gid:"))
+        ppid = next(int(x.split()[1]) for x in status.splitlines() if x.startswith("PPid:"))
         try:
             cwd = os.readlink(f"/proc/{pid}/cwd")
         except OSError:  # the process (e.g. a short-lived child) ended meanwhile
             continue
-        found.append({"pid": int(pid), "uid": uid, "gid": gid, "env": env, "cwd": cwd})
+        found.append(
+            {"pid": int(pid), "ppid": ppid, "uid": uid, "gid": gid, "env": env, "cwd": cwd}
+        )
     return found
 
 

@@ -57,21 +57,21 @@ def test_a_failed_read_is_revoked_before_it_is_reported(realm_and_vault):
     asyncio.run(run())
 
 
-def test_the_tls_context_is_made_in_a_worker_thread(monkeypatch):
+def test_the_tls_context_is_made_once_in_a_worker_thread(monkeypatch):
     made_in: list[str] = []
-    real = vault_mod.tls_context.__wrapped__
+    real = vault_mod.make_tls_context
 
     def recording(ca_bundle: str = ""):
         made_in.append(threading.current_thread().name)
         return real(ca_bundle)
 
-    monkeypatch.setattr(vault_mod, "tls_context", vault_mod.functools.lru_cache(recording))
-    monkeypatch.setattr(vault_mod, "_TLS_READY", set())
+    monkeypatch.setattr(vault_mod, "make_tls_context", recording)
+    monkeypatch.setattr(vault_mod, "_TLS_CONTEXTS", {})
 
     async def run() -> None:
-        first = await vault_mod.tls_context_off_loop("")
-        second = await vault_mod.tls_context_off_loop("")
+        first = await vault_mod.tls_context("")
+        second = await vault_mod.tls_context("")
         assert first is second
 
     asyncio.run(run())
-    assert made_in and all(name != threading.main_thread().name for name in made_in[:1])
+    assert len(made_in) == 1 and made_in[0] != threading.main_thread().name
