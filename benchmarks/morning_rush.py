@@ -14,10 +14,11 @@ What is measured is the platform's control plane: the hub (its own process), the
 authenticator, the spawner, the hub-managed jobs service, and the stand-ins' APIs and
 kubelet, which run in a process of their own (``benchmarks.standins``), apart from
 the load generator (this process). The pods run at the lowest CPU priority
-(``benchmarks/low-priority``) and, in two of the three rushes, a light single-user
-server (``benchmarks/light_singleuser.py``) that answers the hub as
-``jupyterhub-singleuser`` does without JupyterLab's start-up cost, which in a cluster
-is paid on other nodes:
+(the kubelet stand-in's ``container_nice``: their sessions' autogroups and their
+processes, from the container's first step, its mounts and uid drop, on) and, in two
+of the three rushes, a light single-user server (``benchmarks/light_singleuser.py``)
+that answers the hub as ``jupyterhub-singleuser`` does without JupyterLab's start-up
+cost, which in a cluster is paid on other nodes:
 
 - ``morning_rush``: 100 users, light servers (the targets);
 - ``morning_rush_jupyterlab``: 15 users, real ``jupyterhub-singleuser`` (JupyterLab)
@@ -65,9 +66,8 @@ from .standins import StandInsProcess, standins_process
 
 NAME = "morning_rush"
 PROBE_EVERY = 0.05
-NICE = "/usr/bin/nice"
+POD_NICE = 19  # the pods' CPU priority: in a cluster they run on other nodes
 HERE = Path(__file__).resolve().parent
-LOW_PRIORITY = HERE / "low-priority"
 LIGHT_SERVER = HERE / "light_singleuser.py"
 SPAWN_DEADLINE = 900.0  # seconds a user keeps trying (429s included) before giving up
 LOGIN_TRIES = 3  # a person whose login was refused tries again, twice
@@ -99,8 +99,7 @@ def notebook_python() -> str:
 
 
 def singleuser_command(kind: str) -> str:
-    """The pods' command: the light server or jupyterhub-singleuser, at the lowest CPU
-    priority (in a cluster notebooks run on other nodes than the hub)."""
+    """The pods' command: the light server or jupyterhub-singleuser."""
     if kind == "light":
         command = (
             f"{notebook_python()} -I -S {LIGHT_SERVER} "
@@ -108,7 +107,7 @@ def singleuser_command(kind: str) -> str:
         )
     else:
         command = notebook_command()
-    return f"{LOW_PRIORITY} {command}" if Path(NICE).exists() else command
+    return command
 
 
 def reason(text: str) -> str:
@@ -345,7 +344,7 @@ def run_rush(workdir: Path, spec: Rush, quick: bool, total: int) -> dict[str, di
     out: dict[str, dict[str, Any]] = {}
     started, load = time.perf_counter(), round(os.getloadavg()[0], 2)
     with (
-        standins_process(workdir / "standins", users) as standins,
+        standins_process(workdir / "standins", users, container_nice=POD_NICE) as standins,
         bench_hub(
             standins, workdir / "hub", singleuser_cmd=singleuser_command(spec.singleuser)
         ) as hub,

@@ -136,15 +136,21 @@ class StandInsProcess:
 
 @contextlib.contextmanager
 def standins_process(
-    workdir: Path, users: list[DemoStorage] = (), **kube_options: Any
+    workdir: Path,
+    users: list[DemoStorage] = (),
+    *,
+    container_nice: int | None = None,
+    **kube_options: Any,
 ) -> Iterator[StandInsProcess]:
-    """The seeded stand-ins (``common.seeded_stack``) served by a child process."""
+    """The seeded stand-ins (``common.seeded_stack``) served by a child process; the
+    kubelet starts pods at ``container_nice`` (``Kubelet.container_nice``)."""
     workdir.mkdir(parents=True, exist_ok=True)
     log_path = workdir / "standins.log"
     spec = {
         "workdir": str(workdir),
         "users": [asdict(u) for u in users],
         "kube_options": kube_options,
+        "container_nice": container_nice,
     }
     repo = Path(__file__).resolve().parents[1]
     with open(log_path, "ab") as log:
@@ -272,6 +278,8 @@ def serve() -> None:
 
     workdir = Path(spec["workdir"])
     stack = seeded_stack(workdir, users, **spec["kube_options"])
+    if stack.kube.kubelet is not None:
+        stack.kube.kubelet.container_nice = spec["container_nice"]
     # each stand-in's answer times, noted before it builds its app
     for standin, label in (
         (stack.kube, ApiTimes.kube),

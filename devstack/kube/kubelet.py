@@ -82,8 +82,13 @@ class Kubelet:
         isolate: bool | None = None,
         podnet: PodNetwork | None = None,
         schedule_delay: float = 0.05,
+        container_nice: int | None = None,
     ) -> None:
         self.store = store
+        # the containers' CPU priority on this machine (their session's autogroup and
+        # nice value), or None to leave it: the morning-rush benchmark gives 19, as in a
+        # cluster pods start on other nodes than the control plane it measures
+        self.container_nice = container_nice
         # seconds between a pod's creation and its scheduling here. A real scheduler and
         # kubelet are other processes, on other machines, and take longer than this; here
         # they share the API server's loop, and acting at once held up the requests that
@@ -730,7 +735,9 @@ class PodWorker:
                 raise FileNotFoundError(
                     f'exec: "{launch.argv[0]}": executable file not found in $PATH'
                 )
-            proc = await proc_mod.spawn(launch, log_path, namespaced=self.k.namespaced)
+            proc = await proc_mod.spawn(
+                launch, log_path, namespaced=self.k.namespaced, nice=self.k.container_nice
+            )
         except OSError as e:
             msg = f"failed to create containerd task: failed to start container process: {e}"
             run.state = {

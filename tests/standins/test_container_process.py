@@ -4,6 +4,7 @@ loop keeps answering, their exit seen without blocking it."""
 from __future__ import annotations
 
 import asyncio
+import os
 import subprocess
 import sys
 import threading
@@ -50,3 +51,26 @@ def test_the_fork_is_off_the_loop_and_terminate_kills_it(tmp_path, monkeypatch):
         assert time.monotonic() - t0 < 5
 
     asyncio.run(run())
+
+
+def test_a_priority_reaches_the_containers_session_and_its_children(tmp_path):
+    """``nice``: the container and what it starts run at that priority, and so does its
+    whole session's autogroup (where a process's own nice value alone weighs only
+    against its session's other processes)."""
+    log = tmp_path / "n.log"
+    autogroup = "cat /proc/self/autogroup 2>/dev/null || echo 'no autogroup'"
+    # the child reports after a moment: the priority is set once the process has started
+    argv = ["sh", "-c", f"sleep 0.3; sh -c 'cut -d\" \" -f19 /proc/$$/stat; {autogroup}'"]
+
+    async def run(nice: int | None) -> list[str]:
+        log.write_bytes(b"")
+        proc = await process.spawn(launch(argv, tmp_path), log, namespaced=False, nice=nice)
+        assert await proc.wait() == 0
+        return log.read_text().split("\n")
+
+    niced = asyncio.run(run(19))
+    assert niced[0] == "19", niced
+    if niced[1] != "no autogroup":  # kernels without CONFIG_SCHED_AUTOGROUP
+        assert niced[1].endswith("nice 19"), niced
+    plain = asyncio.run(run(None))
+    assert plain[0] == str(os.getpriority(os.PRIO_PROCESS, 0)), plain
