@@ -5,8 +5,8 @@ from __future__ import annotations
 from typing import Any
 
 import aiohttp
-from aiohttp.helpers import get_env_proxy_for_url
-from yarl import URL
+
+from .bounded_http import env_proxy
 
 
 def without_environment_lookups(api_client: Any) -> Any:
@@ -27,16 +27,10 @@ def without_environment_lookups(api_client: Any) -> Any:
     if not isinstance(session, aiohttp.ClientSession) or not session.trust_env:
         return api_client
     if not getattr(rest, "proxy", None):
-        try:
-            proxy, auth = get_env_proxy_for_url(URL(api_client.configuration.host))
-        except (LookupError, ValueError):
-            pass
-        else:
-            rest.proxy = str(proxy)
-            if auth is not None:
-                rest.proxy_headers = {
-                    **(rest.proxy_headers or {}),
-                    "Proxy-Authorization": auth.encode(),
-                }
+        proxy, proxy_headers = env_proxy(api_client.configuration.host)
+        if proxy is not None:
+            rest.proxy = proxy
+            if proxy_headers:
+                rest.proxy_headers = {**(rest.proxy_headers or {}), **proxy_headers}
     session._trust_env = False  # no public setter; aiohttp reads it at each request
     return api_client

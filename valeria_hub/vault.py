@@ -5,7 +5,7 @@ Vault's JWT auth method *with the user's own Keycloak access token*, so Vault's
 templated policy (``users/{{identity.entity.id}}/*``) lets it read that user's
 entries only. The spawner and the jobs service share this module.
 
-Vault is called over async HTTP (httpx) with timeouts, never through a blocking
+Vault is called over async HTTP (aiohttp) with timeouts, never through a blocking
 client on the hub's event loop; the short-lived Vault token is revoked after use.
 One client (and its kept-alive connections) per event loop and Vault settings serves
 every lookup: a new client per lookup paid a TCP (and TLS) set-up for the login and
@@ -26,7 +26,7 @@ import httpx
 from traitlets import Dict, Float, Integer, Unicode, default
 from traitlets.config import LoggingConfigurable
 
-from .bounded_http import BoundedClient
+from .bounded_http import Answer, BoundedSession, NoAnswer
 from .metrics import VAULT_LOOKUP
 
 
@@ -140,7 +140,7 @@ QUEUE_SECONDS = 120.0
 # http_idle_timeout (5 minutes), above the seconds between a rush's spawns.
 KEEPALIVE_SECONDS = 60.0
 # (loop, settings) -> the client every lookup with those settings on that loop shares
-_CLIENTS: dict[tuple[Any, ...], httpx.AsyncClient] = {}
+_CLIENTS: dict[tuple[Any, ...], BoundedSession] = {}
 # tasks that outlive their caller (revocations under way, the clients' closers), held
 # until done: a task nobody holds may be collected while pending
 _BACKGROUND: set[asyncio.Future] = set()
@@ -153,7 +153,7 @@ def _hold(task: asyncio.Future) -> asyncio.Future:
     return task
 
 
-async def _close_with_loop(key: tuple[Any, ...], client: httpx.AsyncClient) -> None:
+async def _close_with_loop(key: tuple[Any, ...], client: BoundedSession) -> None:
     """Keeps ``client`` for the loop's life; closes it when the loop's tasks are
     cancelled (``asyncio.run``'s end, the hub's shutdown), as KubeSpawner's clients."""
     try:
@@ -234,10 +234,9 @@ class VaultIdentity(LoggingConfigurable):
         min=1,
         config=True,
         help="Vault requests in flight at once from this process; more wait their turn "
-        "(a rush of spawns would otherwise flood httpx's pool, which stalled the hub's "
-        "loop for up to a second with 100 at once; see valeria_hub.bounded_http). A "
-        "lookup's requests take a few ms, so 8 at once serve hundreds of spawns a "
-        "second, and httpx's pool costs the hub's loop in proportion to its connections.",
+        "(a rush of spawns would otherwise open a connection per lookup and flood the "
+        "pool; see valeria_hub.bounded_http). A lookup's requests take a few ms, so 8 at "
+        "once serve hundreds of spawns a second.",
     )
     extra_headers = Dict(
         config=True, help="Extra HTTP headers for every Vault request (e.g. X-Vault-Namespace)."
@@ -254,8 +253,8 @@ class VaultIdentity(LoggingConfigurable):
 
         return logging.getLogger("valeria_hub.vault")
 
-    async def _client(self) -> httpx.AsyncClient:
-        """The client shared by every lookup with these settings on this loop (httpx's
+    async def _client(self) -> BoundedSession:
+        """The client shared by every lookup with these settings on this loop (its
         connections belong to the loop they were made on)."""
         headers = {"X-Vault-Request": "true", **self.extra_headers}
         loop = asyncio.get_running_loop()
@@ -269,10 +268,11 @@ class VaultIdentity(LoggingConfigurable):
         )
         client = _CLIENTS.get(key)
         if client is None or client.is_closed:
-            verify = await tls_context(self.ca_bundle)
+            context = await tls_context(self.ca_bundle)
             client = _CLIENTS.get(key)  # another lookup may have made it meanwhile
             if client is None or client.is_closed:
-                client = BoundedClient(
+                client = BoundedSession(
+                    self.url.rstrip("/") + "/v1/",
                     max_concurrent=self.max_concurrent,
                     # waiting for a turn is not Vault failing to answer: in a rush of
                     # 1,000 spawns on a loaded machine turns came after more than the
@@ -280,9 +280,8 @@ class VaultIdentity(LoggingConfigurable):
                     # spawn's own start_timeout bounds the whole
                     queue_timeout=QUEUE_SECONDS,
                     keepalive_expiry=KEEPALIVE_SECONDS,
-                    base_url=self.url.rstrip("/") + "/v1/",
                     timeout=self.timeout,
-                    verify=verify,
+                    ssl_context=context,
                     headers=headers,
                 )
                 _CLIENTS[key] = client
@@ -290,32 +289,29 @@ class VaultIdentity(LoggingConfigurable):
         return client
 
     async def _request(
-        self, client: httpx.AsyncClient, method: str, path: str, **kwargs: Any
-    ) -> httpx.Response:
+        self, client: BoundedSession, method: str, path: str, **kwargs: Any
+    ) -> Answer:
         attempts = 1 + max(0, self.connect_retries)
         for attempt in range(attempts):
             try:
                 resp = await client.request(method, path, **kwargs)
-            except httpx.TimeoutException:
+            except NoAnswer as e:
                 if attempt + 1 < attempts:
+                    if not e.timed_out:
+                        await asyncio.sleep(0.2)
                     continue
-                raise VaultError(
-                    "unavailable", f"Vault did not answer {method} {path} in {self.timeout}s"
-                ) from None
-            except httpx.HTTPError as e:
-                if attempt + 1 < attempts:
-                    await asyncio.sleep(0.2)
-                    continue
-                raise VaultError(
-                    "unavailable", f"Vault is unreachable ({type(e).__name__})"
-                ) from None
+                if e.timed_out:
+                    raise VaultError(
+                        "unavailable", f"Vault did not answer {method} {path} ({e})"
+                    ) from None
+                raise VaultError("unavailable", f"Vault is unreachable ({e})") from None
             if resp.status_code >= 500 and attempt + 1 < attempts:
                 await asyncio.sleep(0.2)
                 continue
             return resp
         raise AssertionError("unreachable")
 
-    async def login(self, client: httpx.AsyncClient, access_token: str) -> tuple[str, str]:
+    async def login(self, client: BoundedSession, access_token: str) -> tuple[str, str]:
         """Vault token and entity id for the owner of ``access_token``."""
         resp = await self._request(
             client,
@@ -337,7 +333,7 @@ class VaultIdentity(LoggingConfigurable):
         return token, entity_id
 
     async def read_kv(
-        self, client: httpx.AsyncClient, token: str, path: str, what: str
+        self, client: BoundedSession, token: str, path: str, what: str
     ) -> dict[str, Any]:
         resp = await self._request(
             client,
@@ -358,11 +354,11 @@ class VaultIdentity(LoggingConfigurable):
             raise VaultError("not_provisioned", f"the {what} in Vault has been deleted")
         return data
 
-    async def revoke(self, client: httpx.AsyncClient, token: str) -> None:
+    async def revoke(self, client: BoundedSession, token: str) -> None:
         try:
-            await client.post("auth/token/revoke-self", headers={"X-Vault-Token": token})
-        except httpx.HTTPError as e:
-            self.log.warning("Could not revoke a Vault token: %s", type(e).__name__)
+            await client.request("POST", "auth/token/revoke-self", headers={"X-Vault-Token": token})
+        except NoAnswer as e:
+            self.log.warning("Could not revoke a Vault token: %s", e)
 
     async def fetch_profile(self, access_token: str, username: str) -> tuple[UserProfile, Timing]:
         """Log in as the user, read uid and S3 keys concurrently, revoke the token."""
@@ -466,7 +462,7 @@ def profile_from_secrets(
     )
 
 
-def _errors(resp: httpx.Response) -> str:
+def _errors(resp: Answer) -> str:
     """Vault's error list, shortened; Vault's errors never carry secret values."""
     try:
         errors = resp.json().get("errors") or []
