@@ -33,6 +33,8 @@ database: the "memory" scenario, printed as its own object.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
 import os
 import time
 from collections import Counter
@@ -65,6 +67,9 @@ from .prober import prober_process, read_probes
 from .standins import StandInsProcess, standins_process
 
 NAME = "morning_rush"
+# the same rush with plain KubeSpawner (every user given one bench user's pod): the
+# peer that tells JupyterHub's and KubeSpawner's own share apart from ours
+PLAIN = "morning_rush_plain_kubespawner"
 PROBE_EVERY = 0.05
 POD_NICE = 19  # the pods' CPU priority: in a cluster they run on other nodes
 HERE = Path(__file__).resolve().parent
@@ -82,10 +87,12 @@ class Rush:
     quick_users: int
     singleuser: str  # "light" or "jupyterlab"
     prefix: str  # of the users' names, so that rushes never share a user
+    spawner: str = "valeria"  # or "plain": KubeSpawner as it comes (the peer)
 
 
 RUSHES = (
     Rush(NAME, int(os.environ.get("VALERIA_BENCH_RUSH_USERS", "100")), 3, "light", "u"),
+    Rush(PLAIN, int(os.environ.get("VALERIA_BENCH_RUSH_USERS", "100")), 3, "light", "p", "plain"),
     Rush("morning_rush_jupyterlab", 15, 2, "jupyterlab", "j"),
     Rush("morning_rush_1000", 1000, 5, "light", "k"),
 )
@@ -324,11 +331,12 @@ async def memory(hub: BenchHub, total_users: int, running: int) -> dict[str, Any
     }
 
 
-def method(kind: str, standins: StandInsProcess) -> dict[str, Any]:
+def method(spec: Rush, standins: StandInsProcess) -> dict[str, Any]:
     """How the rush was run, for its record."""
     return {
-        "singleuser": kind,
-        "singleuser_command": singleuser_command(kind),
+        "spawner": "plain KubeSpawner" if spec.spawner == "plain" else "ValeriaSpawner",
+        "singleuser": spec.singleuser,
+        "singleuser_command": singleuser_command(spec.singleuser),
         "standins": "own process",
         "standins_pid": standins.pid,
         "load_generator": "benchmark process",
@@ -343,13 +351,25 @@ def run_rush(workdir: Path, spec: Rush, quick: bool, total: int) -> dict[str, di
     users = bench_users(n, prefix=spec.prefix)
     out: dict[str, dict[str, Any]] = {}
     started, load = time.perf_counter(), round(os.getloadavg()[0], 2)
-    with (
-        standins_process(workdir / "standins", users, container_nice=POD_NICE) as standins,
-        bench_hub(
-            standins, workdir / "hub", singleuser_cmd=singleuser_command(spec.singleuser)
-        ) as hub,
-        prober_process(f"{hub.url}/hub/api/", PROBE_EVERY, workdir / "probes.jsonl") as probes,
-    ):
+    with contextlib.ExitStack() as stack:
+        standins = stack.enter_context(
+            standins_process(workdir / "standins", users, container_nice=POD_NICE)
+        )
+        plain = {}
+        if spec.spawner == "plain":
+            settings = standins.plain_kubespawner(users[0].username, "default")
+            plain = {"VALERIA_BENCH_PLAIN": json.dumps(settings)}
+        hub = stack.enter_context(
+            bench_hub(
+                standins,
+                workdir / "hub",
+                singleuser_cmd=singleuser_command(spec.singleuser),
+                **plain,
+            )
+        )
+        probes = stack.enter_context(
+            prober_process(f"{hub.url}/hub/api/", PROBE_EVERY, workdir / "probes.jsonl")
+        )
         idle = {"hub_rss_mb_at_start": rss_mb(hub.pid)}
         procs = Processes(
             hub=hub.pid,
@@ -371,7 +391,7 @@ def run_rush(workdir: Path, spec: Rush, quick: bool, total: int) -> dict[str, di
         }
         out[spec.name] = {
             "loadavg_1m": load,
-            **method(spec.singleuser, standins),
+            **method(spec, standins),
             **figures,
             "seconds": round(time.perf_counter() - started, 1),
         }

@@ -24,7 +24,12 @@ def flatten(value: Any, prefix: str = "") -> list[tuple[str, Any]]:
     return [(prefix, value)]
 
 
-RUSHES = ("morning_rush", "morning_rush_jupyterlab", "morning_rush_1000")
+RUSHES = (
+    "morning_rush",
+    "morning_rush_plain_kubespawner",
+    "morning_rush_jupyterlab",
+    "morning_rush_1000",
+)
 
 
 def _pcts(summary: dict[str, Any] | None, points: tuple[str, ...], unit: str = "ms") -> str:
@@ -45,6 +50,7 @@ def rush_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
     apis = rec.get("standins_api_during_rush") or {}
     logins = rec.get("standins_api_during_logins") or {}
     return [
+        ("spawner", str(rec.get("spawner", "ValeriaSpawner"))),
         ("single-user server", str(rec.get("singleuser"))),
         ("stand-ins", f"{rec.get('standins')} (load generator: {rec.get('load_generator')})"),
         ("load average at start", str(rec.get("loadavg_1m"))),

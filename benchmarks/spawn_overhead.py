@@ -69,6 +69,24 @@ def plain_settings(profile: UserProfile, secret: str) -> dict[str, Any]:
     }
 
 
+def plain_peer(stack: Any, username: str, namespace: str, pod_name: str | None = None) -> dict:
+    """Plain KubeSpawner settings that give every user ``username``'s pod, with the S3
+    Secret they name created in ``namespace`` (``stack``: a started ``DevStack``)."""
+    item = next(s for s in stack.storage if s.username == username)
+    profile = UserProfile(
+        username,
+        stack.entities[username],
+        item.uid,
+        item.gid,
+        item.s3_access_key,
+        item.s3_secret_key,
+    )
+    secret = s3_secret_manifest(PLAIN_SECRET, namespace, profile, S3_ENDPOINT)
+    stack.kube.call(stack.kube.create_object, secret)
+    settings = plain_settings(profile, PLAIN_SECRET)
+    return {**settings, "pod_name_template": pod_name} if pod_name else settings
+
+
 def parse_timings(log: str) -> list[dict[str, float]]:
     """ValeriaSpawner's per-spawn timing lines from a hub log. Pure."""
     out = []
@@ -149,14 +167,7 @@ def run(workdir: Path, quick: bool = False) -> dict[str, Any]:
     # Both hubs in the namespace the template sets up (its Role, its SCC binding), as its
     # service account; the plain hub's pods and Secret carry names of their own.
     with bench_stack(workdir) as stack:
-        item = next(s for s in stack.storage if s.username == USER)
-        profile = UserProfile(
-            USER, stack.entities[USER], item.uid, item.gid, item.s3_access_key, item.s3_secret_key
-        )
-        secret = s3_secret_manifest(PLAIN_SECRET, NAMESPACE, profile, S3_ENDPOINT)
-        stack.kube.call(stack.kube.create_object, secret)
-        plain = {**plain_settings(profile, PLAIN_SECRET), "pod_name_template": PLAIN_POD}
-        plain_env = {"VALERIA_BENCH_PLAIN": _json(plain)}
+        plain_env = {"VALERIA_BENCH_PLAIN": _json(plain_peer(stack, USER, NAMESPACE, PLAIN_POD))}
         with (
             bench_hub(stack, workdir / "hub-valeria", namespace=NAMESPACE) as valeria,
             bench_hub(stack, workdir / "hub-plain", namespace=NAMESPACE, **plain_env) as plain,

@@ -11,6 +11,9 @@ stdin/stdout:
 - ``{"op": "allow_redirects_to", "public_url": ...}`` -> ``{"ok": true}``
 - ``{"op": "hub_environment", "kwargs": {...}}`` -> ``{"env": {...}}``
 - ``{"op": "counts"}`` -> ``{"counts": {"v1/pods": n, ...}}``
+- ``{"op": "plain_kubespawner", "username": ..., "namespace": ...}`` ->
+  ``{"settings": {...}}``: plain KubeSpawner settings giving everyone that user's pod
+  (its S3 Secret created), for the rush's plain-KubeSpawner peer
 - ``{"op": "api_latency", "since": t0, "until": t1}`` -> ``{"latency": {...}}``: how
   long each stand-in took to answer each kind of request (Kubernetes watches and log
   streams aside), from its handler's start to its end: ``kube: create pods``,
@@ -96,6 +99,11 @@ class StandInsProcess:
 
     def hub_environment(self, **kwargs: Any) -> dict[str, str]:
         return self.request("hub_environment", kwargs=kwargs)["env"]
+
+    def plain_kubespawner(self, username: str, namespace: str) -> dict[str, Any]:
+        """Plain KubeSpawner settings giving every user ``username``'s pod, its S3
+        Secret created (``spawn_overhead.plain_peer``)."""
+        return self.request("plain_kubespawner", username=username, namespace=namespace)["settings"]
 
     def counts(self) -> dict[str, int]:
         """Objects in the Kubernetes stand-in's store, by resource."""
@@ -255,6 +263,10 @@ def answer(stack: Any, request: dict[str, Any]) -> dict[str, Any]:
         return {"env": stack.hub_environment(**request["kwargs"])}
     if op == "counts":
         return {"counts": stack.kube.call(stack.kube.counts)}
+    if op == "plain_kubespawner":
+        from benchmarks.spawn_overhead import plain_peer
+
+        return {"settings": plain_peer(stack, request["username"], request["namespace"])}
     if op == "api_latency":
         return {"latency": API_TIMES.summary(request["since"], request["until"])}
     return {"error": f"unknown op {op!r}"}

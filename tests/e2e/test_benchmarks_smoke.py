@@ -56,7 +56,12 @@ EXPECTED = {
             "standins_api_during_rush",
             "targets",
         }
-        for rush in ("morning_rush", "morning_rush_jupyterlab", "morning_rush_1000")
+        for rush in (
+            "morning_rush",
+            "morning_rush_plain_kubespawner",
+            "morning_rush_jupyterlab",
+            "morning_rush_1000",
+        )
     },
     "memory": {"users_in_db", "running_servers", "hub_rss_mb", "jobs_service_rss_mb"},
     "token_refresh": {"concurrent_requests", "token_endpoint_calls", "failures", "session"},
@@ -89,14 +94,20 @@ def test_quick_run_prints_every_scenario(tmp_path):
         assert rec["versions"]["valeria-hub"]
     spawn = records["spawn_overhead"]
     assert spawn["hub_side_ours_p50_ms"] > 0 and spawn["hub_side_vault_p50_ms"] > 0
-    # three rushes, each on its own stand-ins process: light servers, JupyterLab, light
-    for name, kind, users in (
-        ("morning_rush", "light", 3),
-        ("morning_rush_jupyterlab", "jupyterlab", 2),
-        ("morning_rush_1000", "light", 5),
+    # four rushes, each on its own stand-ins process: light servers (with ValeriaSpawner,
+    # then with plain KubeSpawner, the peer), JupyterLab, light
+    for name, spawner, kind, users in (
+        ("morning_rush", "ValeriaSpawner", "light", 3),
+        ("morning_rush_plain_kubespawner", "plain KubeSpawner", "light", 3),
+        ("morning_rush_jupyterlab", "ValeriaSpawner", "jupyterlab", 2),
+        ("morning_rush_1000", "ValeriaSpawner", "light", 5),
     ):
         rush = records[name]
-        assert (rush["singleuser"], rush["standins"]) == (kind, "own process")
+        assert (rush["spawner"], rush["singleuser"], rush["standins"]) == (
+            spawner,
+            kind,
+            "own process",
+        )
         assert rush["ready"] == rush["users"] == users, rush["failures_by_reason"]
         assert rush["hub_api_probe"]["n"] > 0
         assert rush["standins_api_during_rush"]["kube: create pods"]["n"] >= users
@@ -117,7 +128,9 @@ def test_quick_run_prints_every_scenario(tmp_path):
     assert peer["list_own"]["listed_items"] >= 50
     assert set(jobs["ratios"]) >= {"submit_per_second_at_1", "submit_per_second_at_10"}
     assert all(v is not None and v > 0 for v in jobs["ratios"].values())
-    assert jobs["log_follow_latency"]["lines"] == 5
+    # every line came: after the stream attached (timed) or before it (the backlog)
+    follow = jobs["log_follow_latency"]
+    assert follow["lines"] + follow["backlog_lines"] == 5, follow
     counts = {v["listed_items"] for v in jobs["list_show"].values()}
     assert len(counts) == 1, "other users' jobs leaked into the list"
     # the README table is made from these records
