@@ -326,6 +326,7 @@ class ValeriaSpawner(KubeSpawner):
         self._vault_revoked: Any = None
         # during a spawn: the person's auth state (read once), options already checked
         self._spawn_auth_state: dict | None = None
+        self._handed_auth_state: dict | None = None  # by run_auth_state_hook
         self._options_loaded = False
         self._workload: tuple[tuple[UserProfile, str, int], Workload] | None = None
         # the last spawn's refusal, for the page after a form submission (spawn.html)
@@ -386,6 +387,21 @@ class ValeriaSpawner(KubeSpawner):
     @property
     def secret_name_s3(self) -> str:
         return dependent_name(self.s3_secret_prefix, self.pod_name)
+
+    async def run_auth_state_hook(self, auth_state: dict | None) -> None:
+        """JupyterHub hands the spawn's auth state here just before ``start()``, freshly
+        decrypted: it is kept for that start, which would otherwise decrypt it again (a
+        worker-thread hop per spawn, after which the spawns of a rush resumed on the
+        hub's loop all at once)."""
+        self._handed_auth_state = auth_state or {}
+        await super().run_auth_state_hook(auth_state)
+
+    async def _take_spawn_auth_state(self) -> dict:
+        """The auth state handed for this spawn (once), else read now."""
+        handed, self._handed_auth_state = self._handed_auth_state, None
+        if handed is not None:
+            return handed
+        return await self.user.get_auth_state() or {}
 
     async def _auth_state(self) -> dict:
         """The login's auth state: the spawn's copy (read once per spawn, as decrypting
@@ -707,8 +723,8 @@ class ValeriaSpawner(KubeSpawner):
 
     async def _start_steps(self):
         t0 = time.perf_counter()
-        # read (and decrypted in a worker thread) once for the options and Vault
-        self._spawn_auth_state = await self.user.get_auth_state() or {}
+        # read (decrypted in a worker thread) once for the options and Vault
+        self._spawn_auth_state = await self._take_spawn_auth_state()
         # the Vault lookup (mostly waiting on Vault) goes on while the options are
         # checked (CPU): a refused option still stops the spawn before anything is
         # created, once the lookup's token is revoked (_start_with_identity)

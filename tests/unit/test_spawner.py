@@ -220,6 +220,27 @@ async def test_membership_is_the_logins_groups_and_roles_and_the_hub_groups(spaw
     assert await spawner.membership() == Membership.of(["extra"])
 
 
+async def test_the_start_takes_the_auth_state_jupyterhub_hands_it_once(spawner):
+    """JupyterHub decrypts the auth state and hands it to ``run_auth_state_hook`` just
+    before ``start()``: the start takes that copy instead of decrypting it again; only
+    once (a later start reads it anew), and a configured auth_state_hook still runs."""
+    logged_in(spawner)
+    hooked = []
+    spawner.auth_state_hook = lambda sp, state: hooked.append(state)
+    handed = {"access_token": "handed", "oauth_user": {}}
+    await spawner.run_auth_state_hook(handed)
+    assert hooked == [handed]
+
+    async def no_decrypt():
+        raise AssertionError("decrypted again")
+
+    read_anew = spawner.user.get_auth_state
+    spawner.user.get_auth_state = no_decrypt
+    assert await spawner._take_spawn_auth_state() is handed
+    spawner.user.get_auth_state = read_anew
+    assert (await spawner._take_spawn_auth_state())["access_token"] == "t"
+
+
 async def test_the_form_shows_each_person_only_what_they_may_use(make_spawner):
     bob = logged_in(make_spawner(flavour_access=ACCESS), ["/researchers"], ["hub-user"])
     form = await bob.options_form(bob)
