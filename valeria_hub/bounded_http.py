@@ -1,17 +1,18 @@
-"""HTTP clients that let at most so many requests into their connection pool at once.
+"""An HTTP client that lets at most so many requests into its connection pool at once.
 
-A burst (1,000 logins at 9:00, 100 spawns looking people up in Vault) must not reach
-httpx's pool all at once: the pool re-examines every waiting request against every
-connection each time one frees up, which cost ~50 s of the hub's CPU for 1,000
-concurrent Keycloak token requests (and their pool timeouts failed the logins), and
-stalled the hub's loop for up to 1.1 s with 100 concurrent Vault lookups. With at most
-``max_concurrent`` in the pool the rest wait their turn here, in order, for up to
-``queue_timeout`` seconds, and cost nothing while they wait.
+A burst (1,000 logins at 9:00, 100 spawns looking people up in Vault) must not reach a
+connection pool all at once: httpx's, which we used before, re-examined every waiting
+request against every connection each time one freed up, which cost ~50 s of the hub's
+CPU for 1,000 concurrent Keycloak token requests (and their pool timeouts failed the
+logins), and stalled the hub's loop for up to 1.1 s with 100 concurrent Vault lookups;
+and a connection per request in flight is a burst of connections to Keycloak or Vault.
+With at most ``max_concurrent`` in the pool the rest wait their turn here, in order, for
+up to ``queue_timeout`` seconds, and cost nothing while they wait.
 
-:class:`BoundedClient` is an httpx client (Keycloak's); :class:`BoundedSession` an
-aiohttp one (Vault's), for calls made at every spawn: an httpx request costs the calling
-loop about 2 ms of CPU, an aiohttp one about 0.25 ms (measured here on the same server,
-8 at a time), and a spawn makes four of them to Vault.
+:class:`BoundedSession` serves Keycloak (logins, token refreshes) and Vault (four
+requests per spawn). It is an aiohttp session: an httpx request cost the calling loop
+about 2 ms of CPU, an aiohttp one about 0.25 ms (measured here on one loopback server, 8
+at a time).
 """
 
 from __future__ import annotations
@@ -24,50 +25,8 @@ from dataclasses import dataclass
 from typing import Any
 
 import aiohttp
-import httpx
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
-
-
-class BoundedClient(httpx.AsyncClient):
-    """``httpx.AsyncClient`` with ``max_concurrent`` connections and as many requests in
-    flight; more wait for a turn (``httpx.PoolTimeout`` after ``queue_timeout``).
-
-    For requests whose body is read in :meth:`send` (not ``stream=True``): the turn ends
-    when ``send`` returns."""
-
-    def __init__(
-        self,
-        *,
-        max_concurrent: int = 20,
-        queue_timeout: float = 30.0,
-        keepalive_expiry: float | None = 5.0,
-        **kwargs: Any,
-    ) -> None:
-        if max_concurrent < 1:
-            raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
-        super().__init__(
-            limits=httpx.Limits(
-                max_connections=max_concurrent,
-                max_keepalive_connections=max_concurrent,
-                keepalive_expiry=keepalive_expiry,
-            ),
-            **kwargs,
-        )
-        self.max_concurrent = max_concurrent
-        self.queue_timeout = queue_timeout
-        self._turns = asyncio.Semaphore(max_concurrent)
-
-    async def send(self, request: httpx.Request, **kwargs: Any) -> httpx.Response:
-        try:
-            async with asyncio.timeout(self.queue_timeout):
-                await self._turns.acquire()
-        except TimeoutError:
-            raise httpx.PoolTimeout(f"no turn in {self.queue_timeout:.0f}s") from None
-        try:
-            return await super().send(request, **kwargs)
-        finally:
-            self._turns.release()
 
 
 @dataclass(frozen=True)
@@ -108,34 +67,35 @@ def env_proxy(url: str) -> tuple[str | None, dict[str, str]]:
 
 
 class BoundedSession:
-    """An aiohttp session under ``base_url`` with ``max_concurrent`` connections and as
-    many requests in flight; more wait for a turn (:class:`NoAnswer` after
-    ``queue_timeout``). Each request has ``timeout`` seconds, its body included; no
-    redirect is followed. Made, used and closed on one event loop."""
+    """An aiohttp session with ``max_concurrent`` connections and as many requests in
+    flight; more wait for a turn (:class:`NoAnswer` after ``queue_timeout``). Each
+    request has ``timeout`` seconds, its body included; no redirect is followed. Paths
+    are under ``base_url``, or whole URLs without one. Made, used and closed on one
+    event loop.
+
+    ``verify``: a TLS context to trust, True for the system's CAs, False for none."""
 
     def __init__(
         self,
-        base_url: str,
+        base_url: str = "",
         *,
         max_concurrent: int = 20,
         queue_timeout: float = 30.0,
         timeout: float = 10.0,
         keepalive_expiry: float = 5.0,
-        ssl_context: ssl.SSLContext | None = None,
+        verify: ssl.SSLContext | bool = True,
         headers: Mapping[str, str] | None = None,
     ) -> None:
         if max_concurrent < 1:
             raise ValueError(f"max_concurrent must be at least 1, not {max_concurrent}")
-        self.base_url = base_url.rstrip("/") + "/"
+        self.base_url = base_url.rstrip("/") + "/" if base_url else ""
         self.max_concurrent = max_concurrent
         self.queue_timeout = queue_timeout
         self.timeout = timeout
-        self._proxy, self._proxy_headers = env_proxy(self.base_url)
+        self._proxies: dict[str, tuple[str | None, dict[str, str]]] = {}
         self._session = aiohttp.ClientSession(
             connector=aiohttp.TCPConnector(
-                limit=max_concurrent,
-                keepalive_timeout=keepalive_expiry,
-                ssl=ssl_context if ssl_context is not None else True,
+                limit=max_concurrent, keepalive_timeout=keepalive_expiry, ssl=verify
             ),
             timeout=aiohttp.ClientTimeout(total=timeout),
             headers=dict(headers or {}),
@@ -147,6 +107,13 @@ class BoundedSession:
     def is_closed(self) -> bool:
         return self._session.closed
 
+    def _proxy(self, url: str) -> tuple[str | None, dict[str, str]]:
+        """:func:`env_proxy` for ``url``'s origin, read once per origin."""
+        origin = str(URL(url).origin())
+        if origin not in self._proxies:
+            self._proxies[origin] = env_proxy(origin)
+        return self._proxies[origin]
+
     async def request(
         self,
         method: str,
@@ -154,8 +121,11 @@ class BoundedSession:
         *,
         headers: Mapping[str, str] | None = None,
         json: Any = None,
+        data: Mapping[str, str] | None = None,
     ) -> Answer:
-        """``method`` on ``base_url`` + ``path``; the whole answer."""
+        """``method`` on ``base_url`` + ``path`` (``data``: a form); the whole answer."""
+        url = self.base_url + path.lstrip("/") if self.base_url else path
+        proxy, proxy_headers = self._proxy(url)
         try:
             async with asyncio.timeout(self.queue_timeout):
                 await self._turns.acquire()
@@ -164,17 +134,18 @@ class BoundedSession:
         try:
             async with self._session.request(
                 method,
-                self.base_url + path.lstrip("/"),
+                url,
                 headers=headers,
                 json=json,
+                data=data,
                 allow_redirects=False,
-                proxy=self._proxy,
-                proxy_headers=self._proxy_headers or None,
+                proxy=proxy,
+                proxy_headers=proxy_headers or None,
             ) as resp:
                 return Answer(resp.status, await resp.read())
         except TimeoutError:
             raise NoAnswer(f"no answer in {self.timeout:g}s", timed_out=True) from None
-        except aiohttp.ClientError as e:
+        except (aiohttp.ClientError, ValueError) as e:  # ValueError: a malformed URL
             raise NoAnswer(type(e).__name__, timed_out=False) from None
         finally:
             self._turns.release()

@@ -281,7 +281,7 @@ class VaultIdentity(LoggingConfigurable):
                     queue_timeout=QUEUE_SECONDS,
                     keepalive_expiry=KEEPALIVE_SECONDS,
                     timeout=self.timeout,
-                    ssl_context=context,
+                    verify=context,
                     headers=headers,
                 )
                 _CLIENTS[key] = client

@@ -21,10 +21,9 @@ from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-import httpx
 import jwt
 
-from ..bounded_http import BoundedClient
+from ..bounded_http import Answer, BoundedSession, NoAnswer
 
 BACKCHANNEL_EVENT = "http://schemas.openid.net/event/backchannel-logout"
 
@@ -264,7 +263,8 @@ class RealmClient:
         # most this often: anyone can send a token with a made-up kid
         self.jwks_min_interval = jwks_min_interval
         self._keys_fetched_at = float("-inf")
-        self._http: httpx.AsyncClient | None = None
+        self._http: BoundedSession | None = None
+        self._http_loop: asyncio.AbstractEventLoop | None = None
         self._meta: RealmMetadata | None = None
         self._meta_lock = asyncio.Lock()
         self._keys: dict[str, jwt.PyJWK] = {}
@@ -272,26 +272,29 @@ class RealmClient:
         self._keys_lock = asyncio.Lock()
 
     @property
-    def http(self) -> httpx.AsyncClient:
-        if self._http is None or self._http.is_closed:
-            self._http = BoundedClient(
+    def http(self) -> BoundedSession:
+        """The session of the running loop (its connections belong to that loop)."""
+        loop = asyncio.get_running_loop()
+        if self._http is None or self._http.is_closed or self._http_loop is not loop:
+            self._http = BoundedSession(
                 max_concurrent=self.max_concurrent,
                 queue_timeout=self.queue_timeout,
-                timeout=httpx.Timeout(self.timeout),
+                timeout=self.timeout,
                 verify=self.verify,
-                follow_redirects=False,
             )
+            self._http_loop = loop
         return self._http
 
-    async def _send(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
-        """One request to Keycloak, at most ``max_concurrent`` at a time;
-        httpx.PoolTimeout after ``queue_timeout`` seconds of waiting for a turn."""
+    async def _send(self, method: str, url: str, **kwargs: Any) -> Answer:
+        """One request to Keycloak, at most ``max_concurrent`` at a time; NoAnswer
+        after ``queue_timeout`` seconds of waiting for a turn, or ``timeout`` for the
+        answer."""
         return await self.http.request(method, url, **kwargs)
 
     async def aclose(self) -> None:
-        if self._http is not None:
+        if self._http is not None and self._http_loop is asyncio.get_running_loop():
             await self._http.aclose()
-            self._http = None
+        self._http = self._http_loop = None
 
     @property
     def metadata_cached(self) -> RealmMetadata | None:
@@ -300,8 +303,8 @@ class RealmClient:
     async def _get_json(self, url: str, what: str) -> Any:
         try:
             resp = await self._send("GET", url, headers={"Accept": "application/json"})
-        except httpx.HTTPError as e:
-            raise KeycloakUnavailable(f"{what}: {type(e).__name__}") from None
+        except NoAnswer as e:
+            raise KeycloakUnavailable(f"{what}: {e}") from None
         if resp.status_code != 200:
             raise KeycloakUnavailable(f"{what}: HTTP {resp.status_code}")
         try:
@@ -457,8 +460,8 @@ class RealmClient:
         form = {k: str(v) for k, v in params.items() if v is not None}
         try:
             resp = await self._send("POST", meta.token_endpoint, data=form, headers=dict(headers))
-        except httpx.HTTPError as e:
-            raise KeycloakUnavailable(f"token endpoint: {type(e).__name__}") from None
+        except NoAnswer as e:
+            raise KeycloakUnavailable(f"token endpoint: {e}") from None
         try:
             body = resp.json()
         except ValueError:
