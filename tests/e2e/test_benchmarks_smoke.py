@@ -136,7 +136,8 @@ def test_quick_run_prints_every_scenario(tmp_path):
     # the README table is made from these records
     table = markdown(list(records.values()))
     assert "### jobs" in table and "| token_endpoint_calls | 1 |" in table
-    assert "| ready of users | 3 of 3 | 2 of 2 | 5 of 5 |" in table
+    assert "| ready of users | 3 of 3 | 3 of 3 | 2 of 2 | 5 of 5 |" in table
+    assert "| spawner | ValeriaSpawner | plain KubeSpawner | ValeriaSpawner |" in table
 
 
 def test_statistics():
