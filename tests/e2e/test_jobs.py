@@ -19,6 +19,7 @@ import pytest
 
 from tests.helpers.jobs_stack import PREFIX, S3, UIDS, hub_login, jobs_stack, user_token
 from valeria_hub.jobs.naming import name_tag, owner_label, user_namespace
+from valeria_hub.names import dependent_name
 
 pytestmark = pytest.mark.e2e
 
@@ -263,6 +264,29 @@ def test_name_collision_is_409_and_nothing_leaks(stack, tokens):
         resp = c.post("jobs/", json=job_body("true", name="fixed-name"))
         assert resp.status_code == 409 and "fixed-name" in resp.json()["detail"]
         assert objects(stack) == before
+
+
+def test_a_generated_name_that_is_taken_is_made_again(stack, tokens, monkeypatch):
+    """As the API server does with generateName: the person asked for any name, so a
+    taken one is no conflict of theirs (the service names the Job itself, to name its
+    Secret and ConfigMap before it exists)."""
+    from valeria_hub.jobs import service
+
+    suffixes = iter(["taken", "taken", "fresh"])
+    monkeypatch.setattr(service, "random_suffix", lambda: next(suffixes))
+    with client(stack, tokens["alice"]) as c:
+        first = c.post("jobs/", json=job_body("sleep 0.1"))
+        assert first.status_code == 201 and first.json()["metadata"]["name"] == "e2e-taken"
+        before = objects(stack)
+        again = c.post("jobs/", json=job_body("true"))
+        assert again.status_code == 201, again.text
+        assert again.json()["metadata"]["name"] == "e2e-fresh"
+        added = objects(stack) - before
+        assert {name for _, _, name in added} == {"e2e-fresh", dependent_name("s3", "e2e-fresh")}
+        # tries are bounded: a person asking for one name gets the 409 at once
+        monkeypatch.setattr(service, "random_suffix", lambda: "taken")
+        refused = c.post("jobs/", json=job_body("true"))
+        assert refused.status_code == 409 and "e2e-taken" in refused.json()["detail"]
 
 
 def test_failed_job_creation_rolls_back_secret_and_configmap(stack, tokens):

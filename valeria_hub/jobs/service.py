@@ -61,6 +61,9 @@ RBAC_SETTLE_SECONDS = 5.0  # how long a just-made RoleBinding may take to be hon
 # A person's namespace, once set up, is taken as ready for this long before its objects
 # are looked at again (a NetworkPolicy or quota deleted by hand comes back within it).
 NAMESPACE_RECHECK_SECONDS = 300.0
+# Names made from generateName tried before a 409 is the person's answer: the API server
+# itself tries again when a generated name is taken (Kubernetes 1.32's RetryGenerateName)
+GENERATE_TRIES = 8
 
 
 class ServiceError(Exception):
@@ -72,6 +75,10 @@ class ServiceError(Exception):
 
 class NamespaceGone(Exception):
     """The namespace a submission was to go to does not exist (any more)."""
+
+
+class NameTaken(ServiceError):
+    """The workload's name is taken (409): nothing was made."""
 
 
 def namespace_gone(e: KubeError) -> bool:
@@ -385,42 +392,57 @@ async def _submit(
         raise ServiceError(e.status, str(e)) from None
     access = await user_access_token(ctx, user)
     vault_profile = await storage_profile(ctx, user, access)
-    secret = dependent_name("s3", name)
-    image = checked.containers[0]["image"]
-    fill = {"username": user.name, "job_name": name, "image": image, "namespace": namespace}
-    target = Target(
-        username=user.name,
-        namespace=namespace,
-        name=name,
-        secret_name=secret,
-        configmap_name=dependent_name("code", name) if data is not None else None,
-        workload=settings.layout.workload(vault_profile, secret),
-        extra_env=tuple(render_extra_env(dict(settings.extra_env), **fill)),
-        job_env=(("VALERIA_JOB_NAME", name),),
-    )
-    manifest = build_manifest(checked, target, rules)
     try:
         await ensure_namespace(ctx, namespace, user.name)
     except KubeError as e:
         raise kube_failure(e, "could not prepare your namespace") from None
-    guard = ctx.submissions_of(user.name) if shared and settings.namespaces.ceilings else None
-    async with guard or contextlib.nullcontext():
-        if shared:
-            await enforce_ceilings(ctx, user, namespace, manifest)
-        secret_of = functools.partial(
-            build_secret, target, vault_profile, settings.layout.s3_endpoint_url
+
+    async def place(name: str) -> tuple[str, dict[str, Any]]:
+        secret = dependent_name("s3", name)
+        image = checked.containers[0]["image"]
+        fill = {"username": user.name, "job_name": name, "image": image, "namespace": namespace}
+        target = Target(
+            username=user.name,
+            namespace=namespace,
+            name=name,
+            secret_name=secret,
+            configmap_name=dependent_name("code", name) if data is not None else None,
+            workload=settings.layout.workload(vault_profile, secret),
+            extra_env=tuple(render_extra_env(dict(settings.extra_env), **fill)),
+            job_env=(("VALERIA_JOB_NAME", name),),
         )
-        try:
-            result = await create_all(
-                ctx, kind, target, manifest, secret_of, data, retry=not shared
+        manifest = build_manifest(checked, target, rules)
+        guard = ctx.submissions_of(user.name) if shared and settings.namespaces.ceilings else None
+        async with guard or contextlib.nullcontext():
+            if shared:
+                await enforce_ceilings(ctx, user, namespace, manifest)
+            secret_of = functools.partial(
+                build_secret, target, vault_profile, settings.layout.s3_endpoint_url
             )
-        except NamespaceGone:  # deleted since it was set up: once more, from the start
-            ctx.ready.pop(namespace, None)
             try:
-                await ensure_namespace(ctx, namespace, user.name)
-            except KubeError as e:
-                raise kube_failure(e, "could not prepare your namespace") from None
-            result = await create_all(ctx, kind, target, manifest, secret_of, data, retry=False)
+                return name, await create_all(
+                    ctx, kind, target, manifest, secret_of, data, retry=not shared
+                )
+            except NamespaceGone:  # deleted since it was set up: once more, from the start
+                ctx.ready.pop(namespace, None)
+                try:
+                    await ensure_namespace(ctx, namespace, user.name)
+                except KubeError as e:
+                    raise kube_failure(e, "could not prepare your namespace") from None
+                return name, await create_all(
+                    ctx, kind, target, manifest, secret_of, data, retry=False
+                )
+
+    # a generated name that is taken is made again, as the API server does
+    tries = 1 if checked.name else GENERATE_TRIES
+    for attempt in range(tries):
+        try:
+            name, result = await place(name)
+            break
+        except NameTaken:
+            if attempt + 1 == tries:
+                raise
+            name = job_name(checked, user.name if shared else None)
     if ctx.cache is not None:  # a list right after this shows it, whatever the watch's delay
         ctx.cache.note(kind, namespace, ctx.selector(user), result)
     log.info("%s %s/%s created for %s", kind, namespace, name, user.name)
@@ -462,7 +484,7 @@ async def create_all(
             if step == kind and retry and namespace_gone(e):
                 raise NamespaceGone(namespace) from None
             if e.status == 409 and step == kind:
-                raise ServiceError(
+                raise NameTaken(
                     409, f"a {kind} named {name!r} already exists; pick another name"
                 ) from None
             if e.status == 409:  # a leftover of an earlier submission: ours, not the user's
