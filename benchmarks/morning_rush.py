@@ -167,7 +167,7 @@ async def spawn(
             throttled["429"] += 1
             await asyncio.sleep(float(resp.headers.get("Retry-After") or 30))
         if resp.status_code not in (201, 202):
-            return None, f"spawn HTTP {resp.status_code}: {resp.text[:80]}"
+            return None, f"spawn HTTP {resp.status_code}: {' '.join(resp.text.split())[:80]}"
         last = await wait_progress(client, hub.url, user, headers)
     except httpx.HTTPError:
         # the progress stream broke (the proxy under load): ask the hub instead

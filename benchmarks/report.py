@@ -45,7 +45,9 @@ def rush_rows(rec: dict[str, Any]) -> list[tuple[str, str]]:
     loop = rec.get("hub_event_loop") or {}
     api = rec.get("hub_api_probe") or {}
     cpu = rec.get("cpu_seconds_during_rush") or {}
-    failures = "; ".join(f"{n} {why}" for why, n in (rec.get("failures_by_reason") or {}).items())
+    failures = "; ".join(
+        f"{n} {' '.join(why.split())}" for why, n in (rec.get("failures_by_reason") or {}).items()
+    )
     retries = sum((rec.get("login_retries_by_reason") or {}).values())
     apis = rec.get("standins_api_during_rush") or {}
     logins = rec.get("standins_api_during_logins") or {}
